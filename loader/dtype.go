@@ -1,0 +1,111 @@
+package loader
+
+import "fmt"
+
+// DType is a tensor element type. The numeric values are GGML's type ids so that GGUF
+// tensor infos map directly; types mole can name but not compute with are still listed
+// so that `mole info` can show them.
+type DType uint32
+
+const (
+	F32  DType = 0
+	F16  DType = 1
+	Q4_0 DType = 2
+	Q4_1 DType = 3
+	Q5_0 DType = 6
+	Q5_1 DType = 7
+	Q8_0 DType = 8
+	Q8_1 DType = 9
+	Q2_K DType = 10
+	Q3_K DType = 11
+	Q4_K DType = 12
+	Q5_K DType = 13
+	Q6_K DType = 14
+	Q8_K DType = 15
+	I8   DType = 24
+	I16  DType = 25
+	I32  DType = 26
+	I64  DType = 27
+	F64  DType = 28
+	BF16 DType = 30
+)
+
+type dtypeInfo struct {
+	name       string
+	blockElems int // elements per block
+	blockBytes int // bytes per block
+}
+
+var dtypeInfos = map[DType]dtypeInfo{
+	F32:  {"F32", 1, 4},
+	F16:  {"F16", 1, 2},
+	BF16: {"BF16", 1, 2},
+	F64:  {"F64", 1, 8},
+	I8:   {"I8", 1, 1},
+	I16:  {"I16", 1, 2},
+	I32:  {"I32", 1, 4},
+	I64:  {"I64", 1, 8},
+	Q4_0: {"Q4_0", 32, 2 + 16},
+	Q4_1: {"Q4_1", 32, 2 + 2 + 16},
+	Q5_0: {"Q5_0", 32, 2 + 4 + 16},
+	Q5_1: {"Q5_1", 32, 2 + 2 + 4 + 16},
+	Q8_0: {"Q8_0", 32, 2 + 32},
+	Q8_1: {"Q8_1", 32, 4 + 4 + 32},
+	Q2_K: {"Q2_K", 256, 84},
+	Q3_K: {"Q3_K", 256, 110},
+	Q4_K: {"Q4_K", 256, 144},
+	Q5_K: {"Q5_K", 256, 176},
+	Q6_K: {"Q6_K", 256, 210},
+	Q8_K: {"Q8_K", 256, 292},
+}
+
+// Known reports whether mole knows the block layout of d (and so can size its tensors).
+func (d DType) Known() bool { _, ok := dtypeInfos[d]; return ok }
+
+func (d DType) String() string {
+	if in, ok := dtypeInfos[d]; ok {
+		return in.name
+	}
+	return fmt.Sprintf("type%d", uint32(d))
+}
+
+// BlockElems is the number of elements in one block of d (1 for plain types, 32 for
+// Q8_0/Q4_0, 256 for K-quants).
+func (d DType) BlockElems() int { return dtypeInfos[d].blockElems }
+
+// BlockBytes is the size in bytes of one block of d.
+func (d DType) BlockBytes() int { return dtypeInfos[d].blockBytes }
+
+// RowBytes returns the byte size of n consecutive elements of type d, or an error when
+// the type is unknown or n is not a whole number of blocks.
+func (d DType) RowBytes(n int) (int, error) {
+	in, ok := dtypeInfos[d]
+	if !ok {
+		return 0, fmt.Errorf("unknown tensor type %d", uint32(d))
+	}
+	if n < 0 || n%in.blockElems != 0 {
+		return 0, fmt.Errorf("%d elements of %s are not a whole number of %d-element blocks", n, in.name, in.blockElems)
+	}
+	return n / in.blockElems * in.blockBytes, nil
+}
+
+// Tensor is a zero-copy view of one tensor in a mapped file.
+type Tensor struct {
+	Name  string
+	Shape []int // outermost first; the last dimension is contiguous
+	DType DType
+	Data  []byte // exactly the tensor's bytes, a view into the mapping
+}
+
+// Elems is the number of elements of t.
+func (t *Tensor) Elems() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+func (t *Tensor) String() string {
+	return fmt.Sprintf("%s %v %s (%d bytes)", t.Name, t.Shape, t.DType, len(t.Data))
+}
