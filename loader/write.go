@@ -1,0 +1,355 @@
+package loader
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+)
+
+// WriteFileAtomic writes path through write: the bytes go to a temporary file in the same
+// directory (so the rename cannot cross file systems), which is flushed, fsynced and then
+// renamed over path. A crash or error therefore never leaves a partial file at path; the
+// temporary file is removed on error.
+func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err = write(bw); err != nil {
+		return fmt.Errorf("loader: writing %s: %w", path, err)
+	}
+	if err = bw.Flush(); err != nil {
+		return fmt.Errorf("loader: writing %s: %w", path, err)
+	}
+	// CreateTemp makes the file 0600; a model file is an ordinary readable file.
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("loader: %w", err)
+	}
+	// Persist the rename itself; best effort, as some file systems refuse to sync a
+	// directory and the file's contents are already durable.
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// GGUFWriter builds a GGUF v3 file: metadata in Set order, then tensors in AddTensor
+// order, each padded to the alignment (32 unless general.alignment is Set).
+type GGUFWriter struct {
+	kv      []KV
+	kvIndex map[string]int
+	tensors []*Tensor
+	names   map[string]bool
+}
+
+// NewGGUFWriter returns an empty writer.
+func NewGGUFWriter() *GGUFWriter {
+	return &GGUFWriter{kvIndex: map[string]int{}, names: map[string]bool{}}
+}
+
+// Set sets a metadata value; setting a key again replaces the value in place.
+func (w *GGUFWriter) Set(key string, v Value) {
+	if i, ok := w.kvIndex[key]; ok {
+		w.kv[i].Value = v
+		return
+	}
+	w.kvIndex[key] = len(w.kv)
+	w.kv = append(w.kv, KV{Key: key, Value: v})
+}
+
+// AddTensor adds a tensor; shape is outermost first (it is reversed into GGUF's ne).
+// data is not copied and must stay unchanged until WriteFile returns.
+func (w *GGUFWriter) AddTensor(name string, dt DType, shape []int, data []byte) error {
+	if w.names[name] {
+		return fmt.Errorf("loader: GGUF writer: tensor %q added twice", name)
+	}
+	if !dt.Known() {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: unknown type id %d", name, uint32(dt))
+	}
+	if len(shape) < 1 || len(shape) > 4 {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: %d dimensions (GGUF readers accept 1 to 4)", name, len(shape))
+	}
+	ne := make([]uint64, len(shape))
+	for i, d := range shape {
+		if d < 0 {
+			return fmt.Errorf("loader: GGUF writer: tensor %q: negative dimension in shape %v", name, shape)
+		}
+		ne[len(shape)-1-i] = uint64(d)
+	}
+	_, size, err := ggufTensorSize(dt, ne)
+	if err != nil {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: %v", name, err)
+	}
+	if uint64(len(data)) != size {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: shape %v of %s needs %d bytes, got %d", name, shape, dt, size, len(data))
+	}
+	w.names[name] = true
+	w.tensors = append(w.tensors, &Tensor{Name: name, Shape: append([]int(nil), shape...), DType: dt, Data: data})
+	return nil
+}
+
+// alignment is general.alignment when set, else the GGUF default.
+func (w *GGUFWriter) alignment() (int, error) {
+	i, ok := w.kvIndex["general.alignment"]
+	if !ok {
+		return ggufDefaultAlignment, nil
+	}
+	a, ok := w.kv[i].Value.Uint()
+	if !ok || a == 0 || a&(a-1) != 0 || a > maxAlignment {
+		return 0, fmt.Errorf("loader: GGUF writer: general.alignment %s is not a power of two", w.kv[i].Value)
+	}
+	return int(a), nil
+}
+
+// WriteFile writes the file atomically (see WriteFileAtomic).
+func (w *GGUFWriter) WriteFile(path string) error {
+	if _, err := w.alignment(); err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, w.encode)
+}
+
+// Bytes returns the encoded file (for tests and in-memory use).
+func (w *GGUFWriter) Bytes() ([]byte, error) {
+	var b bytes.Buffer
+	if err := w.encode(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func (w *GGUFWriter) encode(out io.Writer) error {
+	align, err := w.alignment()
+	if err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	h := []byte(ggufMagic)
+	h = le.AppendUint32(h, 3)
+	h = le.AppendUint64(h, uint64(len(w.tensors)))
+	h = le.AppendUint64(h, uint64(len(w.kv)))
+	for _, kv := range w.kv {
+		h = appendGGUFString(h, kv.Key)
+		h = le.AppendUint32(h, uint32(kv.Value.typ))
+		if h, err = appendGGUFValue(h, kv.Value); err != nil {
+			return fmt.Errorf("loader: GGUF writer: metadata %q: %v", kv.Key, err)
+		}
+	}
+	var off uint64
+	offsets := make([]uint64, len(w.tensors))
+	for i, t := range w.tensors {
+		offsets[i] = off
+		h = appendGGUFString(h, t.Name)
+		h = le.AppendUint32(h, uint32(len(t.Shape)))
+		for j := len(t.Shape) - 1; j >= 0; j-- {
+			h = le.AppendUint64(h, uint64(t.Shape[j]))
+		}
+		h = le.AppendUint32(h, uint32(t.DType))
+		h = le.AppendUint64(h, off)
+		off, _ = alignUp(off+uint64(len(t.Data)), uint64(align))
+	}
+	h = append(h, make([]byte, padding(len(h), align))...)
+	if _, err := out.Write(h); err != nil {
+		return err
+	}
+	zeros := make([]byte, align)
+	for _, t := range w.tensors {
+		if _, err := out.Write(t.Data); err != nil {
+			return err
+		}
+		if _, err := out.Write(zeros[:padding(len(t.Data), align)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func padding(n, align int) int { return (align - n%align) % align }
+
+func appendGGUFString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendGGUFValue appends v's payload (without its type tag, which arrays of arrays do
+// not repeat per element).
+func appendGGUFValue(b []byte, v Value) ([]byte, error) {
+	switch {
+	case v.typ.size() > 0:
+		return appendScalar(b, v), nil
+	case v.typ == TypeString:
+		return appendGGUFString(b, v.str), nil
+	case v.typ != TypeArray:
+		return nil, fmt.Errorf("invalid value type %d", uint32(v.typ))
+	}
+	b = binary.LittleEndian.AppendUint32(b, uint32(v.elem))
+	b = binary.LittleEndian.AppendUint64(b, uint64(v.n))
+	switch {
+	case v.elem == TypeString:
+		for _, s := range v.strs {
+			b = appendGGUFString(b, s)
+		}
+	case v.elem == TypeArray:
+		for _, e := range v.arrs {
+			var err error
+			if b, err = appendGGUFValue(b, e); err != nil {
+				return nil, err
+			}
+		}
+	case v.elem.size() > 0:
+		b = append(b, v.raw...)
+	default:
+		return nil, fmt.Errorf("invalid array element type %d", uint32(v.elem))
+	}
+	return b, nil
+}
+
+// WriteSafetensors writes tensors (in the given order, contiguously) and metadata to a
+// safetensors file, atomically. Only the dtypes safetensors names are accepted (F32, F16,
+// BF16, F64, I8, I16, I32, I64).
+func WriteSafetensors(path string, tensors []*Tensor, metadata map[string]string) error {
+	header, err := safetensorsHeader(tensors, metadata)
+	if err != nil {
+		return fmt.Errorf("loader: %s: %v", path, err)
+	}
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		return writeSafetensors(w, header, tensors)
+	})
+}
+
+// SafetensorsBytes returns the encoded safetensors file (for tests and in-memory use).
+func SafetensorsBytes(tensors []*Tensor, metadata map[string]string) ([]byte, error) {
+	header, err := safetensorsHeader(tensors, metadata)
+	if err != nil {
+		return nil, fmt.Errorf("loader: safetensors writer: %v", err)
+	}
+	var b bytes.Buffer
+	err = writeSafetensors(&b, header, tensors)
+	return b.Bytes(), err
+}
+
+func writeSafetensors(w io.Writer, header []byte, tensors []*Tensor) error {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(header)))
+	if _, err := w.Write(n[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(header); err != nil {
+		return err
+	}
+	for _, t := range tensors {
+		if _, err := w.Write(t.Data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// safetensorsHeader builds the JSON header by hand so that its key order is the tensor
+// order (encoding/json would sort map keys), padded with spaces so the data starts
+// 8-byte aligned, as the reference implementation does.
+func safetensorsHeader(tensors []*Tensor, metadata map[string]string) ([]byte, error) {
+	var h bytes.Buffer
+	h.WriteByte('{')
+	first := true
+	sep := func() {
+		if !first {
+			h.WriteByte(',')
+		}
+		first = false
+	}
+	if len(metadata) > 0 {
+		keys := make([]string, 0, len(metadata))
+		for k := range metadata {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		sep()
+		h.WriteString(`"__metadata__":{`)
+		for i, k := range keys {
+			if i > 0 {
+				h.WriteByte(',')
+			}
+			writeJSONString(&h, k)
+			h.WriteByte(':')
+			writeJSONString(&h, metadata[k])
+		}
+		h.WriteByte('}')
+	}
+	seen := map[string]bool{}
+	var off uint64
+	for _, t := range tensors {
+		if t.Name == "__metadata__" {
+			return nil, fmt.Errorf("a tensor cannot be named __metadata__")
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("tensor %q given twice", t.Name)
+		}
+		seen[t.Name] = true
+		name, ok := safetensorsDTypeName(t.DType)
+		if !ok {
+			return nil, fmt.Errorf("tensor %q: safetensors cannot hold %s", t.Name, t.DType)
+		}
+		want := uint64(t.DType.BlockBytes())
+		for _, d := range t.Shape {
+			if d < 0 {
+				return nil, fmt.Errorf("tensor %q: negative dimension in shape %v", t.Name, t.Shape)
+			}
+			want *= uint64(d)
+		}
+		if want != uint64(len(t.Data)) {
+			return nil, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, got %d", t.Name, t.Shape, t.DType, want, len(t.Data))
+		}
+		sep()
+		writeJSONString(&h, t.Name)
+		h.WriteString(`:{"dtype":"` + name + `","shape":[`)
+		for i, d := range t.Shape {
+			if i > 0 {
+				h.WriteByte(',')
+			}
+			h.WriteString(strconv.Itoa(d))
+		}
+		end := off + uint64(len(t.Data))
+		fmt.Fprintf(&h, `],"data_offsets":[%d,%d]}`, off, end)
+		off = end
+	}
+	h.WriteByte('}')
+	for (8+h.Len())%8 != 0 {
+		h.WriteByte(' ')
+	}
+	return h.Bytes(), nil
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	q, _ := json.Marshal(s) // marshalling a string cannot fail
+	b.Write(q)
+}
