@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/loader"
+)
+
+func newInfoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info [MODEL]",
+		Short: "Describe a model: architecture, sizes, experts and tensors (default: the embedded model)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			}
+			lm, name, err := openFiles(path)
+			if err != nil {
+				return err
+			}
+			defer lm.Close()
+			out := cmd.OutOrStdout()
+			m, loadErr := engine.Load(lm)
+			if loadErr == nil {
+				defer m.Close()
+			}
+			printInfo(out, name, lm, m)
+			if loadErr != nil {
+				// The file-level description above is still useful for a model mole cannot
+				// run (an unknown architecture, a missing tensor), so it is printed first.
+				return loadErr
+			}
+			return nil
+		},
+	}
+}
+
+// routedExpert matches the tensors of routed experts, stacked (GGUF "ffn_up_exps") or one
+// per expert (HF "experts.3.up_proj", "block_sparse_moe.experts.3.w1"). Shared experts
+// ("shexp", "shared_expert") do not match: they run for every token.
+var routedExpert = regexp.MustCompile(`_exps\.|\.experts\.[0-9]+\.|ffn_(gate|up|down)\.[0-9]+\.`)
+
+func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(w, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
+
+	row("model", "%s", name)
+	row("format", "%s", lm.Format)
+	var total, routed, bytes int64
+	byType := map[loader.DType]int{}
+	for _, t := range lm.Tensors {
+		n := int64(t.Elems())
+		total += n
+		bytes += int64(len(t.Data))
+		byType[t.DType]++
+		if routedExpert.MatchString(t.Name) {
+			routed += n
+		}
+	}
+	if m != nil {
+		c := m.Config
+		row("architecture", "%s", c.Arch)
+		row("family", "%s", c.Family)
+		active := total
+		if c.NExpert > 0 && c.NExpertUsed > 0 {
+			// Every token runs NExpertUsed of the NExpert routed experts and all the rest
+			// (embeddings included, as in the kjv-moe README's count).
+			active = total - routed*int64(c.NExpert-c.NExpertUsed)/int64(c.NExpert)
+		}
+		row("parameters", "%s total, %s active per token", commas(total), commas(active))
+		if c.NExpert > 0 {
+			row("experts", "%d, %d used per token (expert width %d)", c.NExpert, c.NExpertUsed, c.NFFExpert)
+		} else {
+			row("experts", "none (dense, FFN width %d)", c.NFF)
+		}
+		if c.NFFShared > 0 {
+			row("shared expert", "width %d", c.NFFShared)
+		}
+		row("layers", "%d", c.NLayer)
+		row("embedding", "%d", c.NEmbd)
+		row("heads", "%d query, %d key/value, head dim %d", c.NHead, c.NKVHead, c.HeadDim)
+		row("context", "%d", c.CtxLen)
+		row("vocab", "%d", c.Vocab)
+		row("rope", "theta %g, %s pairs", c.RopeTheta, map[bool]string{true: "NeoX (i, i+d/2)", false: "interleaved"}[c.RopeNeoX])
+		if m.Tok != nil {
+			row("chat format", "%s", m.ChatFormat())
+		}
+	} else {
+		arch := ""
+		if lm.GGUF != nil {
+			arch = lm.GGUF.Architecture()
+		}
+		row("architecture", "%s", arch)
+		row("parameters", "%s total", commas(total))
+	}
+	types := make([]loader.DType, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	var parts []string
+	for _, t := range types {
+		parts = append(parts, fmt.Sprintf("%d %s", byType[t], t))
+	}
+	row("tensors", "%d (%s), %s bytes", len(lm.Tensors), strings.Join(parts, ", "), commas(bytes))
+	w.Flush()
+
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "name\tdtype\tshape\tbytes\t")
+	for _, t := range lm.Tensors {
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t\n", t.Name, t.DType, t.Shape, commas(int64(len(t.Data))))
+	}
+	w.Flush()
+}
+
+// commas formats n with thousands separators, which makes parameter counts readable.
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -1,0 +1,40 @@
+// Command mole runs Mixture-of-Experts language models on the CPU: `mole run` generates
+// text, `mole info` describes a model, `mole tokenize` shows token ids and `mole
+// perplexity` evaluates a model on a text file. Without -m the embedded default model is
+// used, so every command works on a fresh clone.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit status. Errors become one line on
+// stderr and status 1; tests call run in-process with their own streams.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		// A bug must still end as a one-line message and status 1, not a stack dump that
+		// hides which input caused it.
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "mole: internal error: %v\n", r)
+			code = 1
+		}
+	}()
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "mole:", err)
+		return 1
+	}
+	return 0
+}

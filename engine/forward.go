@@ -1,0 +1,330 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/mole-llm/mole/kernels"
+	"github.com/mole-llm/mole/moe"
+)
+
+// State is one sequence's inference state: its KV cache and every scratch buffer the
+// forward pass needs, all allocated by NewState so that Forward allocates nothing.
+// A State is used by one goroutine at a time.
+type State struct {
+	m   *Model
+	cap int
+
+	x, xn, tmp   []float32 // residual stream, its normalised copy, block output
+	q            []float32 // NHead*HeadDim
+	attOut       []float32 // NHead*HeadDim
+	att          []float32 // NHead*cap attention scores
+	hb           []float32 // FFN hidden activations of every expert in use
+	routerLogits []float32
+	expIdx       []int32
+	expW         []float32
+	logits       []float32
+	kc, vc       []float32 // [layer][pos][NKVHead*HeadDim]
+
+	inv      []float64
+	cos, sin []float32
+	router   *moe.Router
+	trace    func(layer int, experts []int32, weights []float32)
+
+	// Jobs for the worker pool, with their run methods bound once (binding a method
+	// value allocates, so it must not happen per token).
+	mv        multiMatVec
+	mvRun     func(lo, hi int)
+	at        attention
+	atRun     func(lo, hi int)
+	ff        ffn
+	ffUpRun   func(lo, hi int)
+	ffDownRun func(lo, hi int)
+}
+
+// NewState allocates a State whose KV cache holds ctx positions (ctx <= 0 or beyond
+// the model's context length: the context length).
+func (m *Model) NewState(ctx int) *State {
+	c := &m.Config
+	if ctx <= 0 || ctx > c.CtxLen {
+		ctx = c.CtxLen
+	}
+	qDim, kvDim := c.NHead*c.HeadDim, c.NKVHead*c.HeadDim
+	hidden := c.NFF
+	if c.NExpert > 0 {
+		hidden = max(hidden, c.NExpertUsed*c.NFFExpert+c.NFFShared)
+	}
+	s := &State{
+		m: m, cap: ctx,
+		x: make([]float32, c.NEmbd), xn: make([]float32, c.NEmbd), tmp: make([]float32, c.NEmbd),
+		q: make([]float32, qDim), attOut: make([]float32, qDim), att: make([]float32, c.NHead*ctx),
+		hb:           make([]float32, hidden),
+		routerLogits: make([]float32, c.NExpert),
+		expIdx:       make([]int32, c.NExpertUsed), expW: make([]float32, c.NExpertUsed),
+		logits: make([]float32, c.Vocab),
+		kc:     make([]float32, c.NLayer*ctx*kvDim), vc: make([]float32, c.NLayer*ctx*kvDim),
+		inv: make([]float64, c.HeadDim/2), cos: make([]float32, c.HeadDim/2), sin: make([]float32, c.HeadDim/2),
+	}
+	kernels.RoPEInvFreq(s.inv, c.HeadDim, c.RopeTheta)
+	if c.NExpert > 0 {
+		s.router = moe.NewRouter(c.NExpert, c.NExpertUsed, c.NormTopK)
+	}
+	s.mvRun = s.mv.run
+	s.at = attention{s: s}
+	s.atRun = s.at.run
+	s.ffUpRun = s.ff.up
+	s.ffDownRun = s.ff.down
+	return s
+}
+
+// Cap is the number of positions the KV cache holds.
+func (s *State) Cap() int { return s.cap }
+
+// Reset forgets the sequence. Nothing needs clearing: Forward at position p only reads
+// cache entries 0..p, which the caller wrote in this sequence before reaching p.
+func (s *State) Reset() {}
+
+// SetRouterTrace installs fn (nil to remove), called in every MoE layer of every
+// Forward with the chosen experts (descending weight) and their weights. The slices
+// are reused; copy them to keep them.
+func (s *State) SetRouterTrace(fn func(layer int, experts []int32, weights []float32)) {
+	s.trace = fn
+}
+
+// Forward runs one token at position pos (0-based; positions before pos must have
+// been run in this sequence) and returns the logits, owned by the State and valid
+// until the next call. It panics on a position outside the cache or an unknown token,
+// both programming errors of the caller.
+func (s *State) Forward(token int32, pos int) []float32 {
+	m := s.m
+	c := &m.Config
+	if pos < 0 || pos >= s.cap {
+		panic(fmt.Sprintf("engine: position %d outside the KV cache of %d", pos, s.cap))
+	}
+	if token < 0 || int(token) >= c.Vocab {
+		panic(fmt.Sprintf("engine: token %d outside the vocabulary of %d", token, c.Vocab))
+	}
+	p := m.pool
+	hd := c.HeadDim
+	kvDim := c.NKVHead * hd
+	eps := c.NormEps
+	m.Embed.RowF32(int(token), s.x)
+	kernels.RoPEAngles(s.cos, s.sin, s.inv, pos)
+	rope := kernels.RoPENeoX
+	if !c.RopeNeoX {
+		rope = kernels.RoPEInterleaved
+	}
+
+	for l := range m.Layers {
+		L := &m.Layers[l]
+		kernels.RMSNorm(s.xn, s.x, L.AttnNorm, eps)
+		off := (l*s.cap + pos) * kvDim
+		k, v := s.kc[off:off+kvDim], s.vc[off:off+kvDim]
+		s.mv.reset(s.xn)
+		s.mv.add(L.Wq, s.q)
+		s.mv.add(L.Wk, k)
+		s.mv.add(L.Wv, v)
+		s.runMV(p)
+		if L.Bq != nil {
+			kernels.Add(s.q, L.Bq)
+			kernels.Add(k, L.Bk)
+			kernels.Add(v, L.Bv)
+		}
+		switch c.QKNorm {
+		case "head":
+			for h := 0; h < c.NHead; h++ {
+				kernels.RMSNorm(s.q[h*hd:(h+1)*hd], s.q[h*hd:(h+1)*hd], L.QNorm, eps)
+			}
+			for h := 0; h < c.NKVHead; h++ {
+				kernels.RMSNorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], L.KNorm, eps)
+			}
+		case "full":
+			kernels.RMSNorm(s.q, s.q, L.QNorm, eps)
+			kernels.RMSNorm(k, k, L.KNorm, eps)
+		}
+		for h := 0; h < c.NHead; h++ {
+			rope(s.q[h*hd:(h+1)*hd], s.cos, s.sin)
+		}
+		for h := 0; h < c.NKVHead; h++ {
+			rope(k[h*hd:(h+1)*hd], s.cos, s.sin)
+		}
+
+		s.at.layer, s.at.pos = l, pos
+		// Each head costs about 2*(pos+1)*HeadDim multiply-adds; run on the pool only
+		// when that is worth waking workers for.
+		chunk := c.NHead
+		if (pos+1)*hd*c.NHead*2 > 32768 {
+			chunk = max(1, (c.NHead+p.workers-1)/p.workers)
+		}
+		p.RunChunk(c.NHead, chunk, s.atRun)
+
+		s.mv.reset(s.attOut)
+		s.mv.add(L.Wo, s.tmp)
+		s.runMV(p)
+		if L.Bo != nil {
+			kernels.Add(s.tmp, L.Bo)
+		}
+		kernels.Add(s.x, s.tmp)
+
+		kernels.RMSNorm(s.xn, s.x, L.FFNNorm, eps)
+		s.ffnBlock(p, L, l)
+		kernels.Add(s.x, s.tmp)
+	}
+	kernels.RMSNorm(s.xn, s.x, m.OutNorm, eps)
+	s.mv.reset(s.xn)
+	s.mv.add(m.Output, s.logits)
+	s.runMV(p)
+	return s.logits
+}
+
+// ffnBlock writes the FFN (dense or routed experts, plus a shared expert) of s.xn into s.tmp.
+func (s *State) ffnBlock(p *Pool, L *Layer, l int) {
+	f := &s.ff
+	f.reset(s.xn, s.hb, s.tmp)
+	if L.Router == nil {
+		f.add(L.Gate, L.Up, L.Down, 1)
+	} else {
+		for e := range s.routerLogits {
+			s.routerLogits[e] = L.Router.DotRow(e, s.xn)
+		}
+		s.router.Route(s.routerLogits, s.expIdx, s.expW)
+		if s.trace != nil {
+			s.trace(l, s.expIdx, s.expW)
+		}
+		for j, e := range s.expIdx {
+			f.add(L.ExpGate[e], L.ExpUp[e], L.ExpDown[e], s.expW[j])
+		}
+		if L.ShGate != nil {
+			f.add(L.ShGate, L.ShUp, L.ShDown, kernels.Sigmoid(L.ShGateInp.DotRow(0, s.xn)))
+		}
+	}
+	cols := s.m.Config.NEmbd
+	p.RunChunk(f.rows, chunkFor(p, f.rows, cols), s.ffUpRun)
+	p.RunChunk(cols, chunkFor(p, cols, f.rows), s.ffDownRun)
+}
+
+// chunkFor picks a chunk size for rows of cols multiply-adds each: about four chunks
+// per worker, but at least ~16K multiply-adds per chunk so that waking a worker pays.
+func chunkFor(p *Pool, rows, cols int) int {
+	c := (rows + 4*p.workers - 1) / (4 * p.workers)
+	return max(c, 16384/max(cols, 1))
+}
+
+func (s *State) runMV(p *Pool) {
+	p.RunChunk(s.mv.rows, chunkFor(p, s.mv.rows, len(s.mv.x)), s.mvRun)
+}
+
+// multiMatVec computes up to four products with the same input in one pool run
+// (q, k and v share one), so one wake-up serves all of them.
+type multiMatVec struct {
+	x    []float32
+	n    int
+	mats [4]*Matrix
+	outs [4][]float32
+	offs [5]int
+	rows int
+}
+
+func (j *multiMatVec) reset(x []float32) { j.x, j.n, j.rows = x, 0, 0 }
+
+func (j *multiMatVec) add(m *Matrix, out []float32) {
+	j.mats[j.n], j.outs[j.n] = m, out
+	j.offs[j.n] = j.rows
+	j.rows += m.Rows
+	j.n++
+	j.offs[j.n] = j.rows
+}
+
+func (j *multiMatVec) run(lo, hi int) {
+	for t := 0; t < j.n; t++ {
+		a, b := max(lo, j.offs[t]), min(hi, j.offs[t+1])
+		m, out, base := j.mats[t], j.outs[t], j.offs[t]
+		for r := a; r < b; r++ {
+			i := r - base
+			out[i] = m.dot(m.Data[i*m.RowBytes:(i+1)*m.RowBytes], j.x)
+		}
+	}
+}
+
+// attention runs causal multi-head attention of s.q over cache positions 0..pos for a
+// range of query heads. Query head h reads KV head h/(NHead/NKVHead) (GQA).
+type attention struct {
+	s          *State
+	layer, pos int
+}
+
+func (a *attention) run(lo, hi int) {
+	s := a.s
+	c := &s.m.Config
+	hd := c.HeadDim
+	kvDim := c.NKVHead * hd
+	group := c.NHead / c.NKVHead
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	base := a.layer * s.cap * kvDim
+	for h := lo; h < hi; h++ {
+		q := s.q[h*hd : (h+1)*hd]
+		ko := base + (h/group)*hd
+		sc := s.att[h*s.cap : h*s.cap+a.pos+1]
+		for t := range sc {
+			sc[t] = kernels.Dot(q, s.kc[ko+t*kvDim:ko+t*kvDim+hd]) * scale
+		}
+		kernels.Softmax(sc)
+		out := s.attOut[h*hd : (h+1)*hd]
+		clear(out)
+		for t, w := range sc {
+			kernels.Axpy(out, w, s.vc[ko+t*kvDim:ko+t*kvDim+hd])
+		}
+	}
+}
+
+// ffn runs SwiGLU experts (a dense FFN is one expert of weight 1): up computes
+// h = silu(gate x) * up x for every expert's rows, laid end to end in h; down computes
+// out[i] = sum over experts of w_e * (down_e row i) · h_e.
+type ffn struct {
+	x, h, out []float32
+	n         int
+	ex        [maxFFNParts]ffnPart
+	rows      int
+}
+
+// maxFFNParts bounds experts per token plus one shared expert.
+const maxFFNParts = 65
+
+type ffnPart struct {
+	gate, up, down *Matrix
+	w              float32
+	off, n         int
+}
+
+func (f *ffn) reset(x, h, out []float32) { f.x, f.h, f.out, f.n, f.rows = x, h, out, 0, 0 }
+
+func (f *ffn) add(gate, up, down *Matrix, w float32) {
+	f.ex[f.n] = ffnPart{gate: gate, up: up, down: down, w: w, off: f.rows, n: gate.Rows}
+	f.rows += gate.Rows
+	f.n++
+}
+
+func (f *ffn) up(lo, hi int) {
+	for t := 0; t < f.n; t++ {
+		e := &f.ex[t]
+		a, b := max(lo, e.off), min(hi, e.off+e.n)
+		for r := a; r < b; r++ {
+			i := r - e.off
+			g := e.gate.dot(e.gate.Data[i*e.gate.RowBytes:(i+1)*e.gate.RowBytes], f.x)
+			u := e.up.dot(e.up.Data[i*e.up.RowBytes:(i+1)*e.up.RowBytes], f.x)
+			f.h[r] = kernels.SiLU(g) * u
+		}
+	}
+}
+
+func (f *ffn) down(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		var sum float32
+		for t := 0; t < f.n; t++ {
+			e := &f.ex[t]
+			d := e.down
+			sum += e.w * d.dot(d.Data[i*d.RowBytes:(i+1)*d.RowBytes], f.h[e.off:e.off+e.n])
+		}
+		f.out[i] = sum
+	}
+}

@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type kjvGenRef struct {
+	Prompts []struct {
+		IDs    []int32 `json:"ids"`
+		Greedy struct {
+			IDs          []int32 `json:"ids"`
+			Continuation string  `json:"continuation_text"`
+		} `json:"greedy"`
+	} `json:"prompts"`
+	HeldoutNLL struct {
+		Chunk      int     `json:"chunk"`
+		MeanNLL    float64 `json:"mean_nll"`
+		Perplexity float64 `json:"perplexity"`
+		TokenIDs   []int32 `json:"token_ids"`
+	} `json:"heldout_nll"`
+}
+
+func readKJVGenRef(t *testing.T) kjvGenRef {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testModelsDir(t), "kjv-moe", "reference.json"))
+	if err != nil {
+		t.Skipf("kjv-moe reference not found: %v", err)
+	}
+	var r kjvGenRef
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestGenerateGreedyKJV: temperature 0 through Generate reproduces the reference greedy
+// continuations, text included (streamed through the tokenizer's decoder).
+func TestGenerateGreedyKJV(t *testing.T) {
+	ref := readKJVGenRef(t)
+	m := openTestModel(t, "kjv-moe")
+	s := m.NewState(128)
+	for _, p := range ref.Prompts {
+		var out strings.Builder
+		st, err := m.Generate(context.Background(), s, p.IDs, GenerateOptions{MaxTokens: len(p.Greedy.IDs)},
+			func(text string) error { out.WriteString(text); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GenTokens != len(p.Greedy.IDs) || st.StopReason != StopLength || st.PromptTokens != len(p.IDs) {
+			t.Fatalf("stats %+v", st)
+		}
+		if out.String() != p.Greedy.Continuation {
+			t.Errorf("prompt %v:\n got %q\nwant %q", p.IDs, out.String(), p.Greedy.Continuation)
+		}
+	}
+}
+
+// TestPerplexityKJV reproduces reference.json heldout_nll (16 windows of 256, BOS in front).
+func TestPerplexityKJV(t *testing.T) {
+	if testing.Short() {
+		t.Skip("4096 tokens; skipped in -short")
+	}
+	ref := readKJVGenRef(t)
+	m := openTestModel(t, "kjv-moe")
+	h := ref.HeldoutNLL
+	s := m.NewState(h.Chunk)
+	r, err := m.Perplexity(context.Background(), s, h.TokenIDs, PerplexityOptions{Window: h.Chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Scored != len(h.TokenIDs) || math.Abs(r.MeanNLL-h.MeanNLL) > 1e-3 {
+		t.Fatalf("mean NLL %.6f over %d tokens, want %.6f over %d", r.MeanNLL, r.Scored, h.MeanNLL, len(h.TokenIDs))
+	}
+	t.Logf("mean NLL %.6f (reference %.6f), perplexity %.4f (reference %.4f)", r.MeanNLL, h.MeanNLL, r.Perplexity, h.Perplexity)
+}
+
+// TestGenerateAllocsKJV measures allocations per generated token with the real model and
+// decoder. The loop's own share must be zero (TestGenerateNoAllocsPerToken proves it with a
+// fake model); here anything beyond what Forward and Decoder.Next allocate is a failure.
+func TestGenerateAllocsKJV(t *testing.T) {
+	ref := readKJVGenRef(t)
+	m := openTestModel(t, "kjv-moe")
+	s := m.NewState(256)
+	prompt := ref.Prompts[0].IDs
+	nop := func(string) error { return nil }
+	gen := func(n int) float64 {
+		return testing.AllocsPerRun(1, func() {
+			o := GenerateOptions{MaxTokens: n, Sampler: DefaultSamplerOptions(), Stop: []string{"\n\n"}}
+			if _, err := m.Generate(context.Background(), s, prompt, o, nop); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	perToken := (gen(50) - gen(10)) / 40
+
+	// What the two collaborators allocate per call, measured alone.
+	ids := ref.Prompts[0].Greedy.IDs
+	dec := m.Tok.NewDecoder()
+	i := 0
+	decAllocs := testing.AllocsPerRun(200, func() { dec.Next(ids[i%len(ids)]); i++ })
+	s.Reset()
+	pos := 0
+	fwdAllocs := testing.AllocsPerRun(50, func() { s.Forward(ids[pos%len(ids)], pos); pos++ })
+	t.Logf("allocations per token: %.2f (Decoder.Next %.2f, Forward %.2f)", perToken, decAllocs, fwdAllocs)
+	if perToken > decAllocs+fwdAllocs+0.05 {
+		t.Errorf("the generate loop allocates %.2f per token beyond Forward and Decoder.Next", perToken-decAllocs-fwdAllocs)
+	}
+}
