@@ -86,14 +86,14 @@ func FromGGUF(g *loader.GGUFFile) (*Tokenizer, error) {
 		t.bos = id("tokenizer.ggml.bos_token_id", -1)
 		t.eos = id("tokenizer.ggml.eos_token_id", -1)
 		t.addBOS = flag("tokenizer.ggml.add_bos_token", false)
-		// A missing pre (older conversions) means llama.cpp's "default",
-		// the GPT-2 pattern; a named but unknown one is refused rather
-		// than silently tokenized with the wrong regex.
+		// A missing pre (older conversions) means llama.cpp's "default"
+		// pre-tokenizer; a named but unknown one is refused rather than
+		// silently tokenized with the wrong regex, as llama.cpp does.
 		t.pre, _ = g.String("tokenizer.ggml.pre")
 		if t.pre == "" {
 			t.pre = "default"
 		}
-		if t.pre != "default" && !knownPretokenizer(t.pre) {
+		if !knownPretokenizer(t.pre) {
 			return nil, fmt.Errorf("tokenizer: GGUF pre-tokenizer %q (tokenizer.ggml.pre) is not supported", t.pre)
 		}
 		mv, ok := g.Get("tokenizer.ggml.merges")

@@ -302,9 +302,8 @@ func parseHFMerges(raw json.RawMessage) ([][2]string, error) {
 }
 
 // hfPreFamily maps a tokenizer.json pre_tokenizer onto a GGUF
-// tokenizer.ggml.pre family name understood by pretokenize, by the
-// distinctive parts of the Split regexes (the same regexes llama.cpp's
-// converter recognises by hash).
+// tokenizer.ggml.pre family name understood by pretokenize: the Split
+// regexes, in order, must be exactly those of a known family (preFromHF).
 func hfPreFamily(pre hfComponent) string {
 	var regexes []string
 	useRegex := false
@@ -321,16 +320,8 @@ func hfPreFamily(pre hfComponent) string {
 			useRegex = c.UseRegex == nil || *c.UseRegex
 		}
 	})
-	all := strings.Join(regexes, "\x00")
-	switch {
-	case len(regexes) == 0 && useRegex:
-		return "gpt-2"
-	case len(regexes) == 3 && strings.Contains(regexes[1], "\u4e00-\u9fa5"):
-		return "deepseek-v3"
-	case strings.Contains(all, `(?i:'s|'t|'re|'ve|'m|'ll|'d)`) && strings.Contains(all, `\p{N}{1,3}`):
-		return "llama-bpe"
-	case strings.Contains(all, `(?i:'s|'t|'re|'ve|'m|'ll|'d)`) && strings.Contains(all, `|\p{N}|`):
-		return "qwen2"
+	if pre, ok := preFromHF(regexes, useRegex); ok {
+		return pre
 	}
 	return ""
 }
@@ -392,7 +383,7 @@ func (t *Tokenizer) applyHFConfig(data []byte) error {
 	return nil
 }
 
-// eogIDs is a test/debug helper: the end-of-generation ids in order.
+// eogIDs returns the end-of-generation ids in order (tests, diagnostics).
 func (t *Tokenizer) eogIDs() []int32 {
 	ids := make([]int32, 0, len(t.eog))
 	for id := range t.eog {

@@ -136,7 +136,32 @@ type spmSession struct {
 }
 
 func (t *Tokenizer) encodeSPMBPE(s string, out []int32) []int32 {
-	ss := &spmSession{t: t, text: s, out: out}
+	ss := &spmSession{t: t, out: out}
+	if !t.splitWS {
+		ss.encode(s)
+		return ss.out
+	}
+	// No piece can contain "x▁" (x not ▁), so no merge ever crosses the
+	// start of a word: encode word by word with small heaps. The result is
+	// identical to encoding the whole text at once, only faster.
+	start := 0
+	for i := 1; i < len(s); i++ {
+		if strings.HasPrefix(s[i:], spaceMark) && !strings.HasSuffix(s[:i], spaceMark) {
+			ss.encode(s[start:i])
+			start = i
+			i += len(spaceMark) - 1
+		}
+	}
+	ss.encode(s[start:])
+	return ss.out
+}
+
+// encode runs the merge loop over one chunk and appends its ids.
+func (ss *spmSession) encode(s string) {
+	t := ss.t
+	ss.text = s
+	ss.syms = ss.syms[:0]
+	ss.heap = ss.heap[:0]
 	// One symbol per UTF-8 character (an invalid byte is its own symbol),
 	// except that user-defined pieces are single frozen symbols.
 	for i := 0; i < len(s); {
@@ -149,6 +174,9 @@ func (t *Tokenizer) encodeSPMBPE(s string, out []int32) []int32 {
 			start: int32(i), n: int32(size), freeze: freeze,
 		})
 		i += size
+	}
+	if len(ss.syms) == 0 {
+		return
 	}
 	ss.syms[len(ss.syms)-1].next = -1
 	for i := 1; i < len(ss.syms); i++ {
@@ -173,7 +201,22 @@ func (t *Tokenizer) encodeSPMBPE(s string, out []int32) []int32 {
 		sym := ss.syms[i]
 		ss.resegment(s[sym.start : sym.start+sym.n])
 	}
-	return ss.out
+}
+
+// canSplitWords reports whether no vocabulary piece has U+2581 after a
+// character other than U+2581, i.e. whether words can be encoded apart.
+func (t *Tokenizer) canSplitWords() bool {
+	if !t.escapeWS {
+		return false
+	}
+	for piece := range t.pieceID {
+		for k := 1; k < len(piece); k++ {
+			if strings.HasPrefix(piece[k:], spaceMark) && !strings.HasSuffix(piece[:k], spaceMark) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // userDefinedAt returns the length of the longest user-defined piece that
@@ -319,7 +362,7 @@ func (t *Tokenizer) encodeUnigram(s string, out []int32) []int32 {
 
 // buildPieceBytes precomputes what each token decodes to.
 func (t *Tokenizer) buildPieceBytes() {
-	t.pieceBytes = make([][]byte, len(t.tokens))
+	t.pieceStr = make([]string, len(t.tokens))
 	t.lstrip = make([]bool, len(t.tokens))
 	for i, tok := range t.tokens {
 		typ := t.types[i]
@@ -328,24 +371,24 @@ func (t *Tokenizer) buildPieceBytes() {
 			continue
 		case typeByte:
 			if b, ok := parseByteToken(tok); ok {
-				t.pieceBytes[i] = []byte{b}
+				t.pieceStr[i] = string([]byte{b})
 				continue
 			}
 		case typeUnknown:
 			if t.kind == kindSPM {
-				t.pieceBytes[i] = []byte(t.unkSurface)
+				t.pieceStr[i] = t.unkSurface
 			}
 			continue
 		}
 		if t.kind == kindBPE {
 			if typ == typeUserDefined {
-				t.pieceBytes[i] = []byte(tok)
+				t.pieceStr[i] = tok
 			} else {
-				t.pieceBytes[i] = byteLevelDecode(tok)
+				t.pieceStr[i] = string(unicodeToBytes(nil, tok)) // GPT-2 alphabet -> raw bytes
 			}
 			continue
 		}
-		t.pieceBytes[i] = []byte(strings.ReplaceAll(tok, spaceMark, " "))
+		t.pieceStr[i] = strings.ReplaceAll(tok, spaceMark, " ")
 		t.lstrip[i] = typ == typeNormal && strings.HasPrefix(tok, spaceMark)
 	}
 }

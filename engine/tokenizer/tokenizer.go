@@ -49,6 +49,7 @@ type Tokenizer struct {
 	unkSurface   string
 	minScore     float32
 	maxPieceLen  int
+	splitWS      bool // merges never cross a word start (see encodeSPMBPE)
 
 	// Byte-level BPE state.
 	bpe wordEncoder
@@ -68,11 +69,12 @@ type Tokenizer struct {
 	// longest first; they are atomic symbols of the normalised text.
 	userDefined [256][]int32
 
-	// pieceBytes[id] is what token id decodes to (nil for control tokens);
+	// pieceStr[id] is what token id decodes to ("" for control tokens; may
+	// be a single byte of a UTF-8 sequence for byte tokens);
 	// lstrip[id] marks pieces whose leading space is the SentencePiece
 	// dummy prefix candidate (NORMAL pieces starting with U+2581).
-	pieceBytes [][]byte
-	lstrip     []bool
+	pieceStr []string
+	lstrip   []bool
 }
 
 type special struct {
@@ -124,6 +126,7 @@ func (t *Tokenizer) init() error {
 			}
 		}
 	}
+	t.splitWS = t.kind == kindSPM && t.canSplitWords()
 	t.buildSpecials()
 	t.buildEOG()
 	t.buildPieceBytes()
@@ -305,7 +308,7 @@ func (t *Tokenizer) Decode(ids []int32) string {
 		if !t.valid(id) {
 			continue
 		}
-		p := t.pieceBytes[id]
+		p := t.pieceStr[id]
 		if len(p) == 0 {
 			continue
 		}
@@ -341,11 +344,28 @@ func validUTF8(b []byte) string {
 // characters. A character split across byte tokens is held back until its
 // last byte arrives; bytes that cannot start or continue a valid sequence are
 // emitted as U+FFFD as soon as that is certain, so nothing is held forever.
-// Unlike Decode it never strips a leading space: it is meant for generated
-// continuations, where " word" really starts with a space.
+// Unlike Decode it does not strip a leading space by default: it is meant
+// for generated continuations, where " word" really starts with a space.
+// SetPrompt tells it what came before, so that a continuation of a prompt
+// without text (only BOS) loses its dummy-prefix space as Decode would.
 type Decoder struct {
-	t       *Tokenizer
-	pending []byte
+	t        *Tokenizer
+	pending  []byte
+	stripNew bool // the next text piece starts the text: drop its dummy-prefix space
+}
+
+// SetPrompt declares the ids that precede the streamed ones. When they hold
+// no text (e.g. just BOS), the first streamed SentencePiece piece loses its
+// leading dummy-prefix space, so the stream equals Decode(prompt+generated)
+// minus Decode(prompt).
+func (d *Decoder) SetPrompt(ids []int32) {
+	d.stripNew = d.t.addPrefix
+	for _, id := range ids {
+		if d.t.valid(id) && d.t.pieceStr[id] != "" {
+			d.stripNew = false
+			return
+		}
+	}
 }
 
 // NewDecoder returns a streaming decoder.
@@ -353,9 +373,22 @@ func (t *Tokenizer) NewDecoder() *Decoder { return &Decoder{t: t} }
 
 // Next adds one token and returns the text that is now complete.
 func (d *Decoder) Next(id int32) string {
-	if d.t.valid(id) {
-		d.pending = append(d.pending, d.t.pieceBytes[id]...)
+	if !d.t.valid(id) {
+		return d.emit(false)
 	}
+	p := d.t.pieceStr[id]
+	if d.stripNew && p != "" {
+		if d.t.lstrip[id] {
+			p = p[1:]
+		}
+		d.stripNew = false
+	}
+	if len(d.pending) == 0 && utf8.ValidString(p) {
+		// The common case returns the precomputed string: no allocation
+		// per generated token.
+		return p
+	}
+	d.pending = append(d.pending, p...)
 	return d.emit(false)
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mole-llm/mole/loader"
 )
@@ -506,4 +505,59 @@ func BenchmarkEncodeQwen(b *testing.B) {
 	}
 }
 
-var _ = utf8.RuneError
+// TestSplitWordsEquivalent checks the word-by-word fast path of the
+// SentencePiece BPE loop against encoding the whole text at once.
+func TestSplitWordsEquivalent(t *testing.T) {
+	root := sharedModels(t)
+	held, err := os.ReadFile(filepath.Join(root, "kjv-moe", "heldout.txt"))
+	if err != nil {
+		t.Skip(err)
+	}
+	inp, _ := os.ReadFile(filepath.Join(root, "vocab", "ggml-vocab-llama-spm.gguf.inp"))
+	text := string(held[:30000]) + string(inp)
+	var toks []*Tokenizer
+	for _, p := range []string{"kjv-moe/tokenizer.model", "tokenizers/mistral-common/tokenizer.model.v1",
+		"tokenizers/mistral-common/mistral_instruct_tokenizer_240323.model.v3"} {
+		data, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := FromSentencePiece(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	if tok, err := loadGGUFTokenizer(t, filepath.Join(root, "vocab", "ggml-vocab-llama-spm.gguf")); err == nil {
+		toks = append(toks, tok)
+	}
+	for i, tok := range toks {
+		if !tok.splitWS {
+			t.Logf("tokenizer %d: word splitting disabled", i)
+			continue
+		}
+		fast := tok.Encode(text, false, false)
+		tok.splitWS = false
+		slow := tok.Encode(text, false, false)
+		tok.splitWS = true
+		if !equalIDs(fast, slow) {
+			t.Errorf("tokenizer %d: word-split encoding differs (%d vs %d ids)", i, len(fast), len(slow))
+		}
+	}
+}
+
+// TestDecoderNoAllocs: streaming whole-character tokens allocates nothing
+// (the generate loop relies on it).
+func TestDecoderNoAllocs(t *testing.T) {
+	tok := toyTokenizer(t)
+	d := tok.NewDecoder()
+	ids := tok.Encode("ab abc a b é", false, false)
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, id := range ids {
+			d.Next(id)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Decoder.Next allocates %.1f times per run", allocs)
+	}
+}
