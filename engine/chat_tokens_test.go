@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/mole-llm/mole/engine/tokenizer"
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 // TestMistralTokensMatchMistralCommon encodes the no_tools conversation with the Mixtral
 // (v1) tokenizer and compares with mistral-common's own ids: this pins the template's
 // whitespace, which the text alone cannot (SentencePiece's dummy prefix is involved).
 func TestMistralTokensMatchMistralCommon(t *testing.T) {
-	dir := filepath.Join(testModelsDir(t), "tokenizers", "mistral-common")
+	dir := filepath.Join(sharedmodels.Find(t), "tokenizers", "mistral-common")
 	model, err := os.ReadFile(filepath.Join(dir, "tokenizer.model.v1"))
 	if err != nil {
 		t.Skipf("mistral-common v1 tokenizer not found: %v", err)

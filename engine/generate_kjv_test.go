@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 type kjvGenRef struct {
@@ -28,7 +30,7 @@ type kjvGenRef struct {
 
 func readKJVGenRef(t *testing.T) kjvGenRef {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testModelsDir(t), "kjv-moe", "reference.json"))
+	b, err := os.ReadFile(filepath.Join(sharedmodels.Find(t), "kjv-moe", "reference.json"))
 	if err != nil {
 		t.Skipf("kjv-moe reference not found: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 // TestKJVGGUF runs llama.cpp's own conversions of kjv-moe: arch "llama" with permuted
@@ -85,7 +87,7 @@ func TestKJVGGUF(t *testing.T) {
 // TestStories260K checks the dense llama path (GGUF, F32, tied-less output) against
 // Karpathy's documented greedy story, and the two MoE re-packings of the same model.
 func TestStories260K(t *testing.T) {
-	dir := testModelsDir(t)
+	dir := sharedmodels.Find(t)
 	data, err := os.ReadFile(filepath.Join(dir, "stories260K", "EXPECTED.txt"))
 	if err != nil {
 		t.Skipf("../shared/models/stories260K/EXPECTED.txt not found: %v", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 // This file builds small random-weight models of each family in Hugging Face form,
@@ -476,7 +477,7 @@ func TestForwardNoAllocs(t *testing.T) {
 	sm.writeHF(t, dir, "")
 	models := []*Model{loadPath(t, dir)}
 	models[0].SetThreads(3)
-	if _, err := os.Stat(filepath.Join(testModelsDir(t), "kjv-moe")); err == nil {
+	if _, err := os.Stat(filepath.Join(sharedmodels.Find(t), "kjv-moe")); err == nil {
 		models = append(models, openTestModel(t, "kjv-moe"))
 	}
 	for _, m := range models {

@@ -6,38 +6,15 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/loader"
 )
-
-// testModelsDir finds ../shared/models beside the repository root (the directory
-// holding go.mod), skipping the test when it is absent.
-func testModelsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("../shared/models not found: no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	models := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(models); err != nil {
-		t.Skipf("../shared/models not found: %v", err)
-	}
-	return models
-}
 
 // openTestModel opens and loads a model below the shared models directory.
 func openTestModel(t testing.TB, rel string) *Model {
 	t.Helper()
-	path := filepath.Join(testModelsDir(t), rel)
+	path := filepath.Join(sharedmodels.Find(t), rel)
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("../shared/models/%s not found: %v", rel, err)
 	}
@@ -82,7 +59,7 @@ type kjvReference struct {
 
 func readKJVReference(t testing.TB) *kjvReference {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testModelsDir(t), "kjv-moe", "reference.json"))
+	data, err := os.ReadFile(filepath.Join(sharedmodels.Find(t), "kjv-moe", "reference.json"))
 	if err != nil {
 		t.Skipf("../shared/models/kjv-moe/reference.json not found: %v", err)
 	}

@@ -5,32 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 	"unsafe"
-)
 
-// sharedModels returns ../shared/models relative to the repository root (the directory
-// holding go.mod), skipping the test when it is absent.
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("../shared/models not found (no go.mod above the test directory); skipping tests on real models")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "models")
-	if st, err := os.Stat(p); err != nil || !st.IsDir() {
-		t.Skip("../shared/models not found; skipping tests on real models")
-	}
-	return p
-}
+	"github.com/mole-llm/mole/loader/sharedmodels"
+)
 
 func requireFile(t *testing.T, p string) {
 	t.Helper()
@@ -40,7 +17,7 @@ func requireFile(t *testing.T, p string) {
 }
 
 func TestRealStories260K(t *testing.T) {
-	p := filepath.Join(sharedModels(t), "stories260K", "stories260K.gguf")
+	p := filepath.Join(sharedmodels.Find(t), "stories260K", "stories260K.gguf")
 	requireFile(t, p)
 	m, err := Open(p)
 	if err != nil {
@@ -99,7 +76,7 @@ func within(b, sub []byte) bool {
 }
 
 func TestRealKJVMoEGGUF(t *testing.T) {
-	dir := filepath.Join(sharedModels(t), "kjv-moe-gguf")
+	dir := filepath.Join(sharedmodels.Find(t), "kjv-moe-gguf")
 	for _, c := range []struct {
 		file   string
 		matrix DType
@@ -161,7 +138,7 @@ func TestRealKJVMoEGGUF(t *testing.T) {
 }
 
 func TestRealKJVMoESafetensors(t *testing.T) {
-	dir := filepath.Join(sharedModels(t), "kjv-moe")
+	dir := filepath.Join(sharedmodels.Find(t), "kjv-moe")
 	requireFile(t, filepath.Join(dir, "model.safetensors"))
 	check := func(t *testing.T, m *Model) {
 		if m.Format != "safetensors" || m.HF == nil {
@@ -225,7 +202,7 @@ func TestRealKJVMoESafetensors(t *testing.T) {
 // test files included): written by other tools, they check the reader against the format
 // as used in practice.
 func TestRealAllGGUF(t *testing.T) {
-	root := sharedModels(t)
+	root := sharedmodels.Find(t)
 	var files []string
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && filepath.Ext(p) == ".gguf" {

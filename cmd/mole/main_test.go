@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/loader"
@@ -22,31 +24,6 @@ func runMole(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-// sharedModels finds ../shared/models beside the repository root (the directory with
-// go.mod), skipping the test when it is absent.
-func sharedModels(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("../shared/models not found: no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	models := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(models); err != nil {
-		t.Skipf("../shared/models not found: %v", err)
-	}
-	return models
 }
 
 // defaultModel loads the embedded model through the engine, or skips.
@@ -78,7 +55,7 @@ type kjvRef struct {
 
 func readRef(t *testing.T) kjvRef {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sharedModels(t), "kjv-moe", "reference.json"))
+	b, err := os.ReadFile(filepath.Join(sharedmodels.Find(t), "kjv-moe", "reference.json"))
 	if err != nil {
 		t.Skipf("kjv-moe reference.json not found: %v", err)
 	}
@@ -179,7 +156,7 @@ func TestPerplexityKJV(t *testing.T) {
 	if testing.Short() {
 		t.Skip("4096 tokens; skipped in -short")
 	}
-	models := sharedModels(t)
+	models := sharedmodels.Find(t)
 	ref := readRef(t)
 	code, out, errOut := runMole(t, "", "perplexity", "-m", filepath.Join(models, "kjv-moe"),
 		"-f", filepath.Join(models, "kjv-moe", "heldout.txt"), "--ctx", "256", "--chunks", "16")

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -44,7 +46,7 @@ func TestOpenEmbedded(t *testing.T) {
 // TestEmbeddedMatchesSource checks that the committed float16 weights are the float16
 // rounding of ../shared/models/kjv-moe, so a stale or hand-edited copy cannot pass.
 func TestEmbeddedMatchesSource(t *testing.T) {
-	src := sharedModel(t, "kjv-moe")
+	src := sharedmodels.Path(t, "kjv-moe")
 	orig, err := loader.Open(src)
 	if err != nil {
 		t.Fatal(err)
@@ -81,27 +83,4 @@ func TestEmbeddedMatchesSource(t *testing.T) {
 			t.Errorf("%s differs from the source", name)
 		}
 	}
-}
-
-func sharedModel(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "models", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("../shared/models/%s not found (a fresh clone without the shared test data): skipping", name)
-	}
-	return p
 }

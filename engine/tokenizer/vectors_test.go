@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mole-llm/mole/loader/sharedmodels"
+
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -16,30 +18,6 @@ import (
 // (see the SOURCE.txt files there). Every vocabulary family found is checked
 // vector by vector; a family mole cannot run is listed with t.Skip and the
 // reason, never silently dropped.
-
-// sharedModels returns ../shared/models relative to the module root, or skips.
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("../shared/models not found: no go.mod above the package directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "models")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("../shared/models not found: %v", err)
-	}
-	return p
-}
 
 const vocabSeparator = "\n__ggml_vocab_test__\n"
 
@@ -153,7 +131,7 @@ var vocabNotes = map[string]string{
 }
 
 func TestVocabVectors(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "vocab")
+	root := filepath.Join(sharedmodels.Find(t), "vocab")
 	inps, err := filepath.Glob(filepath.Join(root, "ggml-vocab-*.gguf.inp"))
 	if err != nil || len(inps) == 0 {
 		t.Skipf("no vocab vectors in %s", root)
@@ -199,7 +177,7 @@ func TestVocabVectors(t *testing.T) {
 }
 
 func TestMistralCommonVectors(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "tokenizers", "mistral-common")
+	root := filepath.Join(sharedmodels.Find(t), "tokenizers", "mistral-common")
 	for _, name := range []string{"tokenizer.model.v1", "mistral_instruct_tokenizer_240323.model.v3"} {
 		t.Run(name, func(t *testing.T) {
 			model, err := os.ReadFile(filepath.Join(root, name))
@@ -217,7 +195,7 @@ func TestMistralCommonVectors(t *testing.T) {
 }
 
 func TestKJVTokenizerCases(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "kjv-moe")
+	root := filepath.Join(sharedmodels.Find(t), "kjv-moe")
 	model, err := os.ReadFile(filepath.Join(root, "tokenizer.model"))
 	if err != nil {
 		t.Skipf("%v", err)
@@ -294,7 +272,7 @@ func TestKJVTokenizerCases(t *testing.T) {
 // right piece in the matching tokenizer version. (Re-encoding the samples
 // needs mistral-common's chat template, which is not this package's job.)
 func TestMistralCommonSamples(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "tokenizers", "mistral-common")
+	root := filepath.Join(sharedmodels.Find(t), "tokenizers", "mistral-common")
 	models := map[string]string{
 		"v1": "tokenizer.model.v1",
 		"v2": "mistral_instruct_tokenizer_240216.model.v2",
@@ -360,7 +338,7 @@ func TestMistralCommonSamples(t *testing.T) {
 // TestStories260K: the greedy story of stories260K/EXPECTED.txt must decode
 // from its ids (streaming too) and re-encode to the same ids.
 func TestStories260K(t *testing.T) {
-	root := filepath.Join(sharedModels(t), "stories260K")
+	root := filepath.Join(sharedmodels.Find(t), "stories260K")
 	tok, err := loadGGUFTokenizer(t, filepath.Join(root, "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)
