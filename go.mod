@@ -3,6 +3,7 @@ module github.com/mole-llm/mole
 go 1.26.8
 
 require (
+	github.com/klauspost/cpuid/v2 v2.4.2
 	github.com/spf13/cobra v1.10.2
 	github.com/x448/float16 v0.8.4
 	golang.org/x/sys v0.50.0
