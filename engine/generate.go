@@ -20,10 +20,14 @@ func (m *Model) Generate(ctx context.Context, s *State, prompt []int32, o Genera
 		return Stats{}, errors.New("generate: the model has no tokenizer")
 	}
 	s.Reset()
+	// The decoder sees the prompt so that a story generated from BOS alone does not start
+	// with the space SentencePiece puts in front of every word.
+	dec := m.Tok.NewDecoder()
+	dec.SetPrompt(prompt)
 	g := newGenerator(genModel{
 		forward: s.Forward,
 		isEOG:   m.Tok.IsEOG,
-		dec:     m.Tok.NewDecoder(),
+		dec:     dec,
 		vocab:   m.Config.Vocab,
 		ctxLen:  s.Cap(),
 	}, o, emit)
