@@ -17,6 +17,9 @@ var ggufArch = map[string]string{
 // llama.cpp's general.file_type values for the weight types mole writes.
 var ggufFileType = map[loader.DType]uint32{loader.F32: 0, loader.F16: 1, loader.Q4_0: 2, loader.Q8_0: 7, loader.BF16: 32}
 
+// ggufQuantVersion is ggml's GGML_QNT_VERSION, written as general.quantization_version.
+const ggufQuantVersion = 2
+
 // WriteGGUF writes m as a GGUF file llama.cpp can run: llama.cpp's tensor names and
 // metadata keys, experts stacked as [n_expert, rows, cols], weight matrices in dtype
 // (F32, F16, BF16, Q8_0 or Q4_0; a matrix whose rows do not split into 32-element
@@ -29,7 +32,7 @@ var ggufFileType = map[loader.DType]uint32{loader.F32: 0, loader.F16: 1, loader.
 // for them).
 //
 // Tokenizer metadata is copied when m was loaded from a GGUF file; a Hugging Face
-// tokenizer is not converted yet.
+// tokenizer is converted as llama.cpp's converter does (see setGGUFVocab).
 func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 	c := &m.Config
 	arch, ok := ggufArch[c.Family]
@@ -69,11 +72,23 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 		}
 		w.Set(arch+".expert_weights_norm", loader.BoolValue(c.NormTopK))
 	}
-	if m.src != nil && m.src.GGUF != nil {
+	// llama.cpp's converter always writes the version of ggml's quantized block layouts
+	// (2 since the 2023 Q4/Q8 change); readers use it to tell old Q4_0/Q8_0 files apart.
+	w.Set("general.quantization_version", loader.Uint32Value(ggufQuantVersion))
+	switch {
+	case m.src != nil && m.src.GGUF != nil:
 		for _, kv := range m.src.GGUF.KV {
 			if strings.HasPrefix(kv.Key, "tokenizer.") {
 				w.Set(kv.Key, kv.Value)
 			}
+		}
+	case m.Tok != nil:
+		var cfgJSON []byte
+		if m.src != nil && m.src.HF != nil {
+			cfgJSON = m.src.HF.TokenizerConfigJSON
+		}
+		if err := setGGUFVocab(w, m.Tok.Vocab(), c.Vocab, cfgJSON); err != nil {
+			return fmt.Errorf("write GGUF %s: %w", path, err)
 		}
 	}
 

@@ -50,11 +50,6 @@ type kjvReference struct {
 			Margins     []float64   `json:"prob_margin_2nd_vs_3rd"`
 		} `json:"layers"`
 	} `json:"router_first_prompt"`
-	HeldoutNLL struct {
-		Chunk    int     `json:"chunk"`
-		MeanNLL  float64 `json:"mean_nll"`
-		TokenIDs []int32 `json:"token_ids"`
-	} `json:"heldout_nll"`
 }
 
 func readKJVReference(t testing.TB) *kjvReference {

@@ -76,6 +76,7 @@ type hfConfig struct {
 	AddEOS       *bool           `json:"add_eos_token"`
 	BOS          json.RawMessage `json:"bos_token"`
 	EOS          json.RawMessage `json:"eos_token"`
+	PAD          json.RawMessage `json:"pad_token"`
 	ChatTemplate json.RawMessage `json:"chat_template"`
 }
 
@@ -371,6 +372,11 @@ func (t *Tokenizer) applyHFConfig(data []byte) error {
 		return fmt.Errorf("tokenizer: tokenizer_config.json: %w", err)
 	}
 	t.setSpecialByName(tokenText(c.BOS), tokenText(c.EOS), true)
+	// The padding id only matters to a GGUF written from this vocabulary (Vocab); a
+	// SentencePiece pad_id already set wins.
+	if id, ok := t.specialID(tokenText(c.PAD)); ok && t.pad < 0 {
+		t.pad = id
+	}
 	if c.AddBOS != nil {
 		t.addBOS = *c.AddBOS
 	}
