@@ -21,67 +21,33 @@ const (
 	Q4_0Bytes = 2 + QK/2
 )
 
-// Dot returns sum a[i]*b[i] over len(a) elements (b must be at least as long). Four
-// independent partial sums shorten the floating-point dependency chain and, as a
-// side effect, lower the rounding error of long sums.
+// Dot returns sum a[i]*b[i] over len(a) elements (b must be at least as long). The
+// generic path keeps four partial sums; the SIMD paths keep four vector accumulators
+// (64 lanes on AVX-512, 32 on AVX2) with fused multiply-adds, so results differ from the
+// generic path by summation order only.
 func Dot(a, b []float32) float32 {
-	n := len(a)
-	b = b[:n]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return dotImpl(a, b[:len(a)])
 }
 
-// DotF32Bytes is Dot for a row stored as little-endian float32 bytes (4*len(x)).
+// DotF32Bytes is Dot for a row stored as little-endian float32 bytes (4*len(x)), at any
+// alignment.
 func DotF32Bytes(row []byte, x []float32) float32 {
-	n := len(x)
-	row = row[:4*n]
-	// Mapped files are aligned (GGUF to 32 bytes, safetensors data to 8 in practice),
-	// so the row can usually be read in place instead of decoded element by element.
-	if littleEndian && n > 0 && uintptr(unsafe.Pointer(&row[0]))%4 == 0 {
-		return Dot(unsafe.Slice((*float32)(unsafe.Pointer(&row[0])), n), x)
-	}
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		r := row[4*i : 4*i+16]
-		s0 += math.Float32frombits(binary.LittleEndian.Uint32(r[0:])) * x[i]
-		s1 += math.Float32frombits(binary.LittleEndian.Uint32(r[4:])) * x[i+1]
-		s2 += math.Float32frombits(binary.LittleEndian.Uint32(r[8:])) * x[i+2]
-		s3 += math.Float32frombits(binary.LittleEndian.Uint32(r[12:])) * x[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * x[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return dotF32BytesImpl(row[:4*len(x)], x)
 }
 
-// DotF16 is Dot for a row stored as little-endian binary16 bytes (2*len(x)).
+// f32View reads row as []float32 in place when the machine is little-endian and the row
+// is 4-byte aligned (mapped files are: GGUF to 32 bytes, safetensors data to 8 in practice).
+func f32View(row []byte) ([]float32, bool) {
+	if littleEndian && len(row) >= 4 && uintptr(unsafe.Pointer(&row[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&row[0])), len(row)/4), true
+	}
+	return nil, false
+}
+
+// DotF16 is Dot for a row stored as little-endian binary16 bytes (2*len(x)); the SIMD
+// paths convert with VCVTPH2PS (exact, like the generic table).
 func DotF16(row []byte, x []float32) float32 {
-	n := len(x)
-	row = row[:2*n]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= n; i += 4 {
-		r := row[2*i : 2*i+8]
-		s0 += f16Table[binary.LittleEndian.Uint16(r[0:])] * x[i]
-		s1 += f16Table[binary.LittleEndian.Uint16(r[2:])] * x[i+1]
-		s2 += f16Table[binary.LittleEndian.Uint16(r[4:])] * x[i+2]
-		s3 += f16Table[binary.LittleEndian.Uint16(r[6:])] * x[i+3]
-	}
-	for ; i < n; i++ {
-		s0 += f16Table[binary.LittleEndian.Uint16(row[2*i:])] * x[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return dotF16Impl(row[:2*len(x)], x)
 }
 
 // DotBF16 is Dot for a row stored as little-endian bfloat16 bytes (2*len(x)).

@@ -4,18 +4,10 @@ import "math"
 
 // RMSNorm writes x / sqrt(mean(x^2) + eps) * w into out (out may alias x). The sum of
 // squares is taken in float64: it costs nothing here and removes the only long
-// accumulation in the norm.
+// accumulation in the norm. Each output is (x[i]*scale)*w[i] on every path, so paths
+// differ at most by the rounding of scale (the float64 sums add in different orders).
 func RMSNorm(out, x, w []float32, eps float32) {
-	var ss float64
-	for _, v := range x {
-		ss += float64(v) * float64(v)
-	}
-	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
-	w = w[:len(x)]
-	out = out[:len(x)]
-	for i, v := range x {
-		out[i] = v * scale * w[i]
-	}
+	rmsNormImpl(out[:len(x)], x, w[:len(x)], eps)
 }
 
 // SiLU returns x * sigmoid(x).
@@ -28,35 +20,17 @@ func Sigmoid(x float32) float32 {
 	return 1 / (1 + float32(math.Exp(float64(-x))))
 }
 
-// Softmax replaces x by softmax(x) in three passes (max, sum of exp(x-max), scale):
-// subtracting the maximum keeps every exponent <= 0, so nothing overflows. An empty x is
-// left alone.
-func Softmax(x []float32) {
-	if len(x) == 0 {
-		return
-	}
-	m := x[0]
-	for _, v := range x[1:] {
-		m = max(m, v)
-	}
-	var sum float64
-	for i, v := range x {
-		e := math.Exp(float64(v - m))
-		x[i] = float32(e)
-		sum += e
-	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
-	}
+// Axpy adds a*x to y. Every path computes y[i] + a*x[i] with two roundings (no fused
+// multiply-add), so all paths give identical results.
+func Axpy(y []float32, a float32, x []float32) {
+	axpyImpl(y, a, x[:len(y)])
 }
 
-// Axpy adds a*x to y.
-func Axpy(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
-	}
+// SiLUMul sets gate[i] = silu(gate[i]) * up[i], the SwiGLU activation. The SIMD paths use
+// a polynomial exp (relative error a few ulp; AVX2 flushes silu values below about
+// 2^-126 to zero).
+func SiLUMul(gate, up []float32) {
+	siluMulImpl(gate, up[:len(gate)])
 }
 
 // Add adds x to y element-wise.

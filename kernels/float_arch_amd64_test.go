@@ -1,0 +1,3 @@
+package kernels
+
+const isAMD64 = true

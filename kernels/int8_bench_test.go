@@ -1,0 +1,293 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Benchmarks of the int8 kernels. Each ISA is a sub-benchmark; ratios are measured in
+// the same run: x_generic = generic twin time / this path's time (same matrix);
+// pct_stream = GEMV weight GB/s / StreamRead GB/s over a buffer of the same size.
+
+func fillRandom(b []byte, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, seed))
+	blk := make([]byte, 1<<16+13)
+	for i := range blk {
+		blk[i] = byte(r.Uint32())
+	}
+	for i := 0; i < len(b); i += len(blk) {
+		copy(b[i:], blk)
+	}
+}
+
+type benchMat struct {
+	rows, cols int
+	w          []int8
+	codes      []byte
+	tables     []int8
+	scale      []float32
+	rowSum     []int32
+	x          []int8
+	out        []float32
+}
+
+func newBenchMat(rows, cols int, i8, a4 bool) *benchMat {
+	m := &benchMat{rows: rows, cols: cols}
+	if i8 {
+		raw := make([]byte, rows*cols)
+		fillRandom(raw, 1)
+		m.w = make([]int8, len(raw))
+		for i, v := range raw {
+			m.w[i] = int8(v)
+		}
+	}
+	if a4 {
+		m.codes = make([]byte, rows*cols/2)
+		fillRandom(m.codes, 2)
+		tb := make([]byte, rows*a8w4Groups(cols)*16)
+		fillRandom(tb, 3)
+		m.tables = make([]int8, len(tb))
+		for i, v := range tb {
+			m.tables[i] = int8(v)
+		}
+	}
+	m.scale = make([]float32, rows)
+	for i := range m.scale {
+		m.scale[i] = 1e-3
+	}
+	m.rowSum = make([]int32, rows)
+	m.x = make([]int8, cols)
+	for i := range m.x {
+		m.x[i] = int8(i*37 + 11)
+	}
+	m.out = make([]float32, rows)
+	return m
+}
+
+func (m *benchMat) gemvI8(gen bool) {
+	if gen {
+		gemvI8Generic(m.out, m.w, m.scale, m.rowSum, m.x, 0.01)
+	} else {
+		GemvI8(m.out, m.w, m.scale, m.rowSum, m.x, 0.01)
+	}
+}
+
+func (m *benchMat) gemvA4(gen bool) {
+	if gen {
+		gemvA8W4Generic(m.out, m.codes, m.tables, m.scale, m.rowSum, m.x, 0.01)
+	} else {
+		GemvA8W4(m.out, m.codes, m.tables, m.scale, m.rowSum, m.x, 0.01)
+	}
+}
+
+// timeIt returns the best ns per call of f over a few rounds of ~budget each.
+func timeIt(f func(), budget time.Duration) float64 {
+	best := 0.0
+	for round := 0; round < 3; round++ {
+		n := 0
+		t0 := time.Now()
+		for time.Since(t0) < budget || n == 0 {
+			f()
+			n++
+		}
+		ns := float64(time.Since(t0).Nanoseconds()) / float64(n)
+		if best == 0 || ns < best {
+			best = ns
+		}
+	}
+	return best
+}
+
+func benchISAs(b *testing.B, f func(b *testing.B)) {
+	prev := Active()
+	defer SetISA(prev)
+	for _, i := range []ISA{AVX512, AVXVNNI, AVX2, NEON, Generic} {
+		if _, err := SetISA(i); err != nil {
+			continue
+		}
+		b.Run(i.String(), f)
+	}
+}
+
+func BenchmarkGemvA8W4L2(b *testing.B) {
+	m := newBenchMat(1024, 1024, false, true)
+	bytes := float64(len(m.codes) + len(m.tables))
+	benchISAs(b, func(b *testing.B) {
+		gen := timeIt(func() { m.gemvA4(true) }, 20*time.Millisecond)
+		b.SetBytes(int64(bytes))
+		b.ResetTimer()
+		for b.Loop() {
+			m.gemvA4(false)
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(gen/ns, "x_generic")
+		b.ReportMetric(2*float64(m.rows*m.cols)/ns, "GOPS")
+	})
+}
+
+func BenchmarkGemvI8L2(b *testing.B) {
+	m := newBenchMat(1024, 1024, true, false)
+	benchISAs(b, func(b *testing.B) {
+		gen := timeIt(func() { m.gemvI8(true) }, 20*time.Millisecond)
+		b.SetBytes(int64(len(m.w)))
+		b.ResetTimer()
+		for b.Loop() {
+			m.gemvI8(false)
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(gen/ns, "x_generic")
+		b.ReportMetric(2*float64(m.rows*m.cols)/ns, "GOPS")
+	})
+}
+
+// Out-of-cache: >= 256 MiB of weights, the GEMV walked in row chunks of 256 rows
+// (as the engine does), next to StreamRead over a buffer of the same size.
+var (
+	dramOnce sync.Once
+	dramA4   *benchMat
+	dramI8   *benchMat
+)
+
+func dramMats() {
+	dramOnce.Do(func() {
+		// A8W4: 4096 cols = 2048 code bytes + 512 table bytes per row; 104 Ki rows = 260 MiB.
+		dramA4 = newBenchMat(104*1024, 4096, false, true)
+		// I8: 4096 cols x 64 Ki rows = 256 MiB.
+		dramI8 = newBenchMat(64*1024, 4096, true, false)
+	})
+}
+
+func chunked(rows, chunk int, f func(r0, r1 int)) {
+	for r := 0; r < rows; r += chunk {
+		f(r, min(r+chunk, rows))
+	}
+}
+
+func BenchmarkGemvA8W4DRAM(b *testing.B) {
+	dramMats()
+	m := dramA4
+	cb, tb := m.cols/2, a8w4Groups(m.cols)*16
+	bytes := float64(len(m.codes) + len(m.tables))
+	benchISAs(b, func(b *testing.B) {
+		if Active() == Generic {
+			b.Skip("generic: too slow for a 260 MiB matrix")
+		}
+		stream := timeIt(func() { StreamRead(m.codes); StreamRead(unsafeBytes(m.tables)) }, 300*time.Millisecond)
+		b.SetBytes(int64(bytes))
+		b.ResetTimer()
+		for b.Loop() {
+			chunked(m.rows, 256, func(r0, r1 int) {
+				GemvA8W4(m.out[r0:r1], m.codes[r0*cb:r1*cb], m.tables[r0*tb:r1*tb], m.scale[r0:r1], m.rowSum[r0:r1], m.x, 0.01)
+			})
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(bytes/ns, "GB/s")
+		b.ReportMetric(bytes/stream, "stream_GB/s")
+		b.ReportMetric(100*stream/ns, "pct_stream")
+	})
+}
+
+func BenchmarkGemvI8DRAM(b *testing.B) {
+	dramMats()
+	m := dramI8
+	bytes := float64(len(m.w))
+	benchISAs(b, func(b *testing.B) {
+		if Active() == Generic {
+			b.Skip("generic: too slow for a 256 MiB matrix")
+		}
+		stream := timeIt(func() { StreamRead(unsafeBytes(m.w)) }, 300*time.Millisecond)
+		b.SetBytes(int64(bytes))
+		b.ResetTimer()
+		for b.Loop() {
+			chunked(m.rows, 256, func(r0, r1 int) {
+				GemvI8(m.out[r0:r1], m.w[r0*m.cols:r1*m.cols], m.scale[r0:r1], m.rowSum[r0:r1], m.x, 0.01)
+			})
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(bytes/ns, "GB/s")
+		b.ReportMetric(bytes/stream, "stream_GB/s")
+		b.ReportMetric(100*stream/ns, "pct_stream")
+	})
+}
+
+func BenchmarkStreamRead(b *testing.B) {
+	for _, size := range []int{256 << 10, 256 << 20} {
+		buf := make([]byte, size)
+		fillRandom(buf, 4)
+		b.Run(byteSize(size), func(b *testing.B) {
+			benchISAs(b, func(b *testing.B) {
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					StreamRead(buf)
+				}
+			})
+		})
+	}
+}
+
+func byteSize(n int) string {
+	if n >= 1<<20 {
+		return itoa(n>>20) + "MiB"
+	}
+	return itoa(n>>10) + "KiB"
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// GEMM (prefill): 512 tokens x 4096 x 4096. GOPS = 2*rows*cols*ntok / time (one MAC =
+// 2 ops). pct_peak compares with the VPDPBUSD zmm peak measured in the same run by
+// vnniPeakAVX512 (16 independent register-only VPDPBUSD per iteration, 64 MACs each).
+func BenchmarkGemm(b *testing.B) {
+	const ntok, rows, cols = 512, 4096, 4096
+	m := newBenchMat(rows, cols, true, true)
+	x := make([]int8, ntok*cols)
+	fillRandom(unsafeBytes(x), 5)
+	xs := make([]float32, ntok)
+	for i := range xs {
+		xs[i] = 0.01
+	}
+	out := make([]float32, ntok*rows)
+	// measured next to each sub-benchmark (the machine is shared: same conditions)
+	measurePeak := func() float64 {
+		if !Supported(AVX512) {
+			return 0
+		}
+		const n = 1 << 16
+		ns := timeIt(func() { vnniPeak(n) }, 50*time.Millisecond)
+		return float64(n) * 16 * 64 * 2 / ns
+	}
+	ops := 2 * float64(rows) * cols * ntok
+	for _, kind := range []string{"I8", "A8W4"} {
+		b.Run(kind, func(b *testing.B) {
+			benchISAs(b, func(b *testing.B) {
+				if Active() == Generic {
+					b.Skip("generic: minutes per call")
+				}
+				peak := measurePeak()
+				b.ResetTimer()
+				for b.Loop() {
+					if kind == "I8" {
+						GemmI8(out, rows, m.w, m.scale, m.rowSum, x, xs)
+					} else {
+						GemmA8W4(out, rows, m.codes, m.tables, m.scale, m.rowSum, x, xs)
+					}
+				}
+				ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				b.StopTimer()
+				peak = max(peak, measurePeak())
+				b.ReportMetric(ops/ns, "GOPS")
+				if peak > 0 {
+					b.ReportMetric(peak, "peak_GOPS")
+					b.ReportMetric(100*ops/ns/peak, "pct_peak")
+				}
+			})
+		})
+	}
+}
