@@ -26,6 +26,11 @@ type State struct {
 	logits       []float32
 	kc, vc       []float32 // [layer][pos][NKVHead*HeadDim]
 
+	// Inputs of Q8_0/Q4_0 products quantised to Q8_0 blocks (see Matrix.Quantized),
+	// and scratch rows for the FFN's integer path.
+	xq, hq     []byte
+	ffU, ffOut []float32
+
 	inv      []float64
 	cos, sin []float32
 	router   *moe.Router
@@ -64,6 +69,8 @@ func (m *Model) NewState(ctx int) *State {
 		logits: make([]float32, c.Vocab),
 		kc:     make([]float32, c.NLayer*ctx*kvDim), vc: make([]float32, c.NLayer*ctx*kvDim),
 		inv: make([]float64, c.HeadDim/2), cos: make([]float32, c.HeadDim/2), sin: make([]float32, c.HeadDim/2),
+		xq: make([]byte, kernels.Q8ActBytes(max(c.NEmbd, qDim)+kernels.QK)), hq: make([]byte, kernels.Q8ActBytes(hidden+kernels.QK)),
+		ffU: make([]float32, hidden), ffOut: make([]float32, c.NEmbd),
 	}
 	kernels.RoPEInvFreq(s.inv, c.HeadDim, c.RopeTheta)
 	if c.NExpert > 0 {
@@ -73,6 +80,7 @@ func (m *Model) NewState(ctx int) *State {
 	s.at = attention{s: s}
 	s.atRun = s.at.run
 	s.ffUpRun = s.ff.up
+	s.ff.u, s.ff.tmp = s.ffU, s.ffOut
 	s.ffDownRun = s.ff.down
 	return s
 }
@@ -199,7 +207,19 @@ func (s *State) ffnBlock(p *Pool, L *Layer, l int) {
 		}
 	}
 	cols := s.m.Config.NEmbd
+	if f.upQ {
+		kernels.QuantizeQ8_0Act(s.xq[:kernels.Q8ActBytes(cols)], s.xn)
+		f.xq = s.xq
+	}
 	p.RunChunk(f.rows, chunkFor(p, f.rows, cols), s.ffUpRun)
+	if f.downQ {
+		for t := 0; t < f.n; t++ {
+			if e := &f.ex[t]; e.down.Quantized() {
+				kernels.QuantizeQ8_0Act(s.hq[e.qoff:e.qoff+kernels.Q8ActBytes(e.n)], f.h[e.off:e.off+e.n])
+			}
+		}
+		f.hq = s.hq
+	}
 	p.RunChunk(cols, chunkFor(p, cols, f.rows), s.ffDownRun)
 }
 
@@ -211,21 +231,29 @@ func chunkFor(p *Pool, rows, cols int) int {
 }
 
 func (s *State) runMV(p *Pool) {
+	if s.mv.quant {
+		// One quantisation of the shared input serves every Q8_0/Q4_0 matrix.
+		n := kernels.Q8ActBytes(len(s.mv.x))
+		kernels.QuantizeQ8_0Act(s.xq[:n], s.mv.x)
+		s.mv.xq = s.xq[:n]
+	}
 	p.RunChunk(s.mv.rows, chunkFor(p, s.mv.rows, len(s.mv.x)), s.mvRun)
 }
 
 // multiMatVec computes up to four products with the same input in one pool run
 // (q, k and v share one), so one wake-up serves all of them.
 type multiMatVec struct {
-	x    []float32
-	n    int
-	mats [4]*Matrix
-	outs [4][]float32
-	offs [5]int
-	rows int
+	x     []float32
+	n     int
+	mats  [4]*Matrix
+	outs  [4][]float32
+	offs  [5]int
+	rows  int
+	quant bool   // some matrix is Quantized: runMV fills xq
+	xq    []byte // x quantised to Q8_0 blocks
 }
 
-func (j *multiMatVec) reset(x []float32) { j.x, j.n, j.rows = x, 0, 0 }
+func (j *multiMatVec) reset(x []float32) { j.x, j.n, j.rows, j.quant = x, 0, 0, false }
 
 func (j *multiMatVec) add(m *Matrix, out []float32) {
 	j.mats[j.n], j.outs[j.n] = m, out
@@ -233,12 +261,19 @@ func (j *multiMatVec) add(m *Matrix, out []float32) {
 	j.rows += m.Rows
 	j.n++
 	j.offs[j.n] = j.rows
+	j.quant = j.quant || m.Quantized()
 }
 
 func (j *multiMatVec) run(lo, hi int) {
 	for t := 0; t < j.n; t++ {
 		a, b := max(lo, j.offs[t]), min(hi, j.offs[t+1])
 		m, out, base := j.mats[t], j.outs[t], j.offs[t]
+		if m.Quantized() {
+			if a < b {
+				m.MulRowsQ(out[a-base:b-base], a-base, b-base, j.xq)
+			}
+			continue
+		}
 		for r := a; r < b; r++ {
 			i := r - base
 			out[i] = m.dot(m.Data[i*m.RowBytes:(i+1)*m.RowBytes], j.x)
@@ -285,6 +320,14 @@ type ffn struct {
 	n         int
 	ex        [maxFFNParts]ffnPart
 	rows      int
+
+	// Integer path (Q8_0/Q4_0 experts): upQ when some gate/up matrix is Quantized (xq is
+	// x quantised), downQ when some down matrix is (hq holds each such part's slice of h
+	// quantised, at ffnPart.qoff); u and tmp are scratch rows (up values, down products).
+	upQ, downQ bool
+	xq, hq     []byte
+	qbytes     int
+	u, tmp     []float32
 }
 
 // maxFFNParts bounds experts per token plus one shared expert.
@@ -294,30 +337,72 @@ type ffnPart struct {
 	gate, up, down *Matrix
 	w              float32
 	off, n         int
+	qoff           int // byte offset of this part's quantised h in ffn.hq (down Quantized)
 }
 
-func (f *ffn) reset(x, h, out []float32) { f.x, f.h, f.out, f.n, f.rows = x, h, out, 0, 0 }
+func (f *ffn) reset(x, h, out []float32) {
+	f.x, f.h, f.out, f.n, f.rows = x, h, out, 0, 0
+	f.upQ, f.downQ, f.qbytes = false, false, 0
+}
 
 func (f *ffn) add(gate, up, down *Matrix, w float32) {
-	f.ex[f.n] = ffnPart{gate: gate, up: up, down: down, w: w, off: f.rows, n: gate.Rows}
+	f.ex[f.n] = ffnPart{gate: gate, up: up, down: down, w: w, off: f.rows, n: gate.Rows, qoff: f.qbytes}
 	f.rows += gate.Rows
 	f.n++
+	f.upQ = f.upQ || gate.Quantized() || up.Quantized()
+	if down.Quantized() {
+		f.downQ = true
+		f.qbytes += kernels.Q8ActBytes(gate.Rows)
+	}
 }
 
 func (f *ffn) up(lo, hi int) {
 	for t := 0; t < f.n; t++ {
 		e := &f.ex[t]
 		a, b := max(lo, e.off), min(hi, e.off+e.n)
-		for r := a; r < b; r++ {
-			i := r - e.off
-			g := e.gate.dot(e.gate.Data[i*e.gate.RowBytes:(i+1)*e.gate.RowBytes], f.x)
-			u := e.up.dot(e.up.Data[i*e.up.RowBytes:(i+1)*e.up.RowBytes], f.x)
-			f.h[r] = kernels.SiLU(g) * u
+		if a < b {
+			// Gate rows into h, up rows into u, then h = silu(g)*u in one vector pass.
+			g, u := f.h[a:b], f.u[a:b]
+			for _, mu := range [2]struct {
+				m   *Matrix
+				out []float32
+			}{{e.gate, g}, {e.up, u}} {
+				if mu.m.Quantized() {
+					mu.m.MulRowsQ(mu.out, a-e.off, b-e.off, f.xq)
+					continue
+				}
+				for r := a; r < b; r++ {
+					i := r - e.off
+					mu.out[r-a] = mu.m.dot(mu.m.Data[i*mu.m.RowBytes:(i+1)*mu.m.RowBytes], f.x)
+				}
+			}
+			kernels.SiLUMul(g, u)
 		}
 	}
 }
 
 func (f *ffn) down(lo, hi int) {
+	if f.downQ {
+		// Part by part: each product into tmp, then out += w*tmp, which adds the parts
+		// in the same order (and with the same float32 steps) as the loop below.
+		out, tmp := f.out[lo:hi], f.tmp[lo:hi]
+		clear(out)
+		for t := 0; t < f.n; t++ {
+			e := &f.ex[t]
+			d := e.down
+			if d.Quantized() {
+				d.MulRowsQ(tmp, lo, hi, f.hq[e.qoff:e.qoff+kernels.Q8ActBytes(e.n)])
+			} else {
+				for i := lo; i < hi; i++ {
+					tmp[i-lo] = d.dot(d.Data[i*d.RowBytes:(i+1)*d.RowBytes], f.h[e.off:e.off+e.n])
+				}
+			}
+			for i, v := range tmp {
+				out[i] += e.w * v
+			}
+		}
+		return
+	}
 	for i := lo; i < hi; i++ {
 		var sum float32
 		for t := 0; t < f.n; t++ {

@@ -23,7 +23,9 @@ func TestKJVGGUF(t *testing.T) {
 		logitTo float64 // tolerance on the last logits of every prompt vs the F32 reference
 	}{
 		{"kjv-moe-F16.gguf", 0.02},
-		{"kjv-moe-Q8_0.gguf", 0.15},
+		// Q8_0 and Q4_0 round the activations to Q8_0 blocks before each product, as
+		// llama.cpp does (kernels.QuantizeQ8_0Act): most of their distance to F32.
+		{"kjv-moe-Q8_0.gguf", 0.35},
 		{"kjv-moe-Q4_0-pure.gguf", 3},
 	} {
 		t.Run(c.file, func(t *testing.T) {

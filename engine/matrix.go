@@ -8,8 +8,11 @@ import (
 )
 
 // Matrix is a row-major weight matrix used in place from the model file: Rows rows of
-// Cols elements, each row RowBytes bytes of DType. Nothing is converted at load time;
-// every product dequantises on the fly through the row dot product of its format.
+// Cols elements, each row RowBytes bytes of DType. Nothing is converted at load time.
+// F32/F16/BF16 products dequantise on the fly through the row dot product of the
+// format. Q8_0 and Q4_0 products run as llama.cpp computes them: the input vector is
+// rounded once to Q8_0 blocks (kernels.QuantizeQ8_0Act) and each row is an integer dot
+// product per block (kernels.GemvQ8_0/GemvQ4_0); see Quantized and MulRowsQ.
 type Matrix struct {
 	Name     string
 	DType    loader.DType
@@ -20,7 +23,17 @@ type Matrix struct {
 
 	dot     func(row []byte, x []float32) float32
 	dequant func(dst []float32, src []byte)
+	qk      qkind // integer kernel for products, qkNone for the float path
 }
+
+// qkind selects the integer GEMV of a Q8_0 or Q4_0 matrix.
+type qkind uint8
+
+const (
+	qkNone qkind = iota
+	qkQ8_0
+	qkQ4_0
+)
 
 // newMatrix wraps data (rows*rowBytes bytes) as a matrix; it fails for element types
 // mole cannot compute with and for shapes that do not divide into blocks.
@@ -34,9 +47,9 @@ func newMatrix(name string, dt loader.DType, rows, cols int, data []byte) (*Matr
 	case loader.BF16:
 		m.dot, m.dequant = kernels.DotBF16, kernels.DequantBF16
 	case loader.Q8_0:
-		m.dot, m.dequant = kernels.DotQ8_0, kernels.DequantQ8_0
+		m.dot, m.dequant, m.qk = kernels.DotQ8_0, kernels.DequantQ8_0, qkQ8_0
 	case loader.Q4_0:
-		m.dot, m.dequant = kernels.DotQ4_0, kernels.DequantQ4_0
+		m.dot, m.dequant, m.qk = kernels.DotQ4_0, kernels.DequantQ4_0, qkQ4_0
 	default:
 		return nil, fmt.Errorf("tensor %s: type %v is not supported (mole computes with F32, F16, BF16, Q8_0, Q4_0)", name, dt)
 	}
@@ -60,13 +73,37 @@ func (m *Matrix) DotRow(i int, x []float32) float32 { return m.dot(m.Row(i), x) 
 // RowF32 writes row i as float32 into dst (len >= Cols).
 func (m *Matrix) RowF32(i int, dst []float32) { m.dequant(dst[:m.Cols], m.Row(i)) }
 
+// Quantized reports whether products with m run on integer kernels against an input
+// quantised to Q8_0 blocks (Q8_0 and Q4_0 weights); MulRowsQ computes them.
+func (m *Matrix) Quantized() bool { return m.qk != qkNone }
+
+// MulRowsQ writes rows lo..hi-1 of M·x into out[:hi-lo] for a Quantized matrix, where xq
+// is x quantised by kernels.QuantizeQ8_0Act (kernels.Q8ActBytes(Cols) bytes). Every row
+// rounds the same whichever block of rows it is computed in.
+func (m *Matrix) MulRowsQ(out []float32, lo, hi int, xq []byte) {
+	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
+	if m.qk == qkQ4_0 {
+		kernels.GemvQ4_0(out[:hi-lo], w, m.Cols, xq)
+	} else {
+		kernels.GemvQ8_0(out[:hi-lo], w, m.Cols, xq)
+	}
+}
+
 // MulVec computes out = M x in parallel over rows on pool p (len(out) >= Rows,
-// len(x) == Cols). It does not allocate.
+// len(x) == Cols). It does not allocate (after the first call for a quantised matrix
+// of a new width, which sizes the pool's buffer for the quantised input).
 func (m *Matrix) MulVec(p *Pool, out, x []float32) {
 	p.mvMu.Lock()
-	p.mv = mulVecJob{m: m, out: out, x: x}
+	xq := p.mv.xq
+	if m.Quantized() {
+		if n := kernels.Q8ActBytes(m.Cols); cap(xq) < n {
+			xq = make([]byte, n)
+		}
+		kernels.QuantizeQ8_0Act(xq[:kernels.Q8ActBytes(m.Cols)], x[:m.Cols])
+	}
+	p.mv = mulVecJob{m: m, out: out, x: x, xq: xq}
 	p.RunChunk(m.Rows, rowChunk(p, m), p.mvRun)
-	p.mv = mulVecJob{}
+	p.mv = mulVecJob{xq: xq}
 	p.mvMu.Unlock()
 }
 
@@ -81,10 +118,15 @@ func rowChunk(p *Pool, m *Matrix) int {
 type mulVecJob struct {
 	m      *Matrix
 	out, x []float32
+	xq     []byte // x quantised, for Quantized matrices; the buffer outlives the job
 }
 
 func (j *mulVecJob) run(lo, hi int) {
 	m, x, out := j.m, j.x, j.out
+	if m.Quantized() {
+		m.MulRowsQ(out[lo:hi], lo, hi, j.xq)
+		return
+	}
 	for i := lo; i < hi; i++ {
 		out[i] = m.dot(m.Data[i*m.RowBytes:(i+1)*m.RowBytes], x)
 	}

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mole-llm/mole/kernels"
 )
 
 // Pool is a fixed set of worker goroutines, started once, that run row-parallel work.
@@ -15,6 +17,20 @@ import (
 // Runs on one Pool are serialised by a mutex, so States sharing a Model may be used
 // from several goroutines; a function passed to Run must not itself call Run on the
 // same Pool.
+//
+// # Safe points
+//
+// Assembly kernels cannot be preempted: a goroutine inside one holds up a stop-the-world
+// (every GC cycle has two) and the scheduler until it returns. Go code can be preempted
+// almost anywhere (asynchronous preemption), and a call of fn that calls a kernel starts
+// with a stack check that doubles as a synchronous preemption point. So the pool bounds how long a
+// goroutine stays away from Go code by bounding the work of one fn call: every path,
+// including the caller-only one, calls fn once per chunk, and RunCost sizes chunks to
+// about SliceNs of work. A driver therefore keeps each kernel call within its chunk
+// (kernels work on the row block they are given), and GC latency during a forward pass
+// stays around SliceNs instead of the length of a whole matrix product (measured before
+// this: 0.6 s). TestPoolSafePoints checks it with preemption limited to calls, which is
+// how assembly behaves.
 type Pool struct {
 	workers int
 	wake    []chan struct{}
@@ -32,8 +48,26 @@ type Pool struct {
 	mvRun func(lo, hi int)
 }
 
+const (
+	// SerialNs is the estimated work below which RunCost runs on the caller alone:
+	// waking a parked worker and waiting for it to finish costs several µs of latency
+	// (futex wake, scheduling, cache misses on the shared job), so pieces this small
+	// lose more than a second core gains them.
+	SerialNs = 20_000
+	// SliceNs is the work RunCost puts in one chunk at most: long enough that the
+	// counter and call overhead (tens of ns) vanish, short enough to be a safe point
+	// every ~0.1-1 ms even when the estimate is off by a few times.
+	SliceNs = 250_000
+	// minChunkNs keeps chunks from getting so small that workers contend on the counter.
+	minChunkNs = 2_000
+)
+
 // NewPool starts a pool of n workers (n <= 0: runtime.GOMAXPROCS(0)). The calling
 // goroutine counts as one of them, so n-1 goroutines are started.
+//
+// GOMAXPROCS, not the core count cpuid reports, is the default because it follows the
+// cgroup quota and the affinity mask (a VM may report 254 cores and grant two); more
+// workers than runnable threads only adds wake-ups.
 func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
@@ -68,20 +102,69 @@ func (p *Pool) Close() {
 
 // Run calls fn(lo, hi) over disjoint ranges covering [0, n), in parallel. The chunk
 // size gives each worker about four chunks, which balances uneven rows without making
-// the shared counter hot.
+// the shared counter hot. Prefer RunCost, which also bounds the time per chunk.
 func (p *Pool) Run(n int, fn func(lo, hi int)) {
 	p.RunChunk(n, (n+4*p.workers-1)/(4*p.workers), fn)
 }
 
+// RunCost is Run for items that each take about itemNs nanoseconds on one core (see
+// EstimateNs). Work estimated under SerialNs runs on the caller alone; otherwise chunks
+// hold about four per worker, at most SliceNs and at least a few µs of work each. Every
+// path calls fn once per chunk, so fn returns to Go code (a safe point) every ≲SliceNs.
+func (p *Pool) RunCost(n int, itemNs float64, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	itemNs = max(itemNs, 1e-3)
+	maxChunk := chunkOf(SliceNs, itemNs, n)
+	if p.workers == 1 || float64(n)*itemNs < SerialNs {
+		serial(n, maxChunk, fn)
+		return
+	}
+	c := (n + 4*p.workers - 1) / (4 * p.workers)
+	c = max(min(c, maxChunk), chunkOf(minChunkNs, itemNs, n))
+	p.RunChunk(n, c, fn)
+}
+
+// chunkOf returns how many items of itemNs fit in ns, between 1 and n.
+func chunkOf(ns, itemNs float64, n int) int {
+	c := ns / itemNs
+	if c >= float64(n) {
+		return n
+	}
+	return max(int(c), 1)
+}
+
+// EstimateNs estimates one core's time for work that streams bytes of weights and
+// does madds multiply-adds, for RunCost. The rates are rough on purpose: a factor of
+// two only moves a chunk between 0.1 and 0.5 ms. Generic Go dot products run at about
+// 1 ns per multiply-add (measured for F16 and Q8_0 rows, 4096 columns); the SIMD
+// paths are bound by memory (~10 GB/s per core from DRAM) or by integer throughput.
+func EstimateNs(bytes, madds int) float64 {
+	if kernels.Active() == kernels.Generic {
+		return max(float64(madds)*1.0, float64(bytes)*0.2)
+	}
+	return max(float64(madds)*0.02, float64(bytes)*0.1)
+}
+
+// serial runs fn over [0, n) on the caller in chunks of chunk items: one call when the
+// work is small, and still a safe point per chunk when a single worker has a lot.
+func serial(n, chunk int, fn func(lo, hi int)) {
+	for lo := 0; lo < n; lo += chunk {
+		fn(lo, min(lo+chunk, n))
+	}
+}
+
 // RunChunk is Run with an explicit chunk size (>= 1). Work that fits in one chunk runs
-// on the calling goroutine without waking anyone.
+// on the calling goroutine without waking anyone; a one-worker pool runs every chunk
+// on the caller, one fn call each, so chunking still provides safe points.
 func (p *Pool) RunChunk(n, chunk int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
 	chunk = max(chunk, 1)
 	if p.workers == 1 || n <= chunk {
-		fn(0, n)
+		serial(n, chunk, fn)
 		return
 	}
 	p.mu.Lock()

@@ -34,6 +34,7 @@ type Model struct {
 
 	byName   map[string]*Tensor
 	mappings []*Mapping
+	anon     *anonRegion // the weights after CopyToAnon (hugepage.go)
 }
 
 // Tensor returns the tensor called name.
@@ -42,13 +43,16 @@ func (m *Model) Tensor(name string) (*Tensor, bool) {
 	return t, ok
 }
 
-// Close unmaps the model's files; its tensors must not be used afterwards.
+// Close unmaps the model's files (or its copy of the weights); its tensors must not be
+// used afterwards.
 func (m *Model) Close() error {
 	var errs []error
 	for _, mp := range m.mappings {
 		errs = append(errs, mp.Close())
 	}
 	m.mappings = nil
+	errs = append(errs, m.anon.close())
+	m.anon = nil
 	return errors.Join(errs...)
 }
 

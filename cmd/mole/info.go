@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,15 +12,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
 )
 
 func newInfoCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "info [MODEL]",
-		Short: "Describe a model: architecture, sizes, experts and tensors (default: the embedded model)",
+	var cpu bool
+	cmd := &cobra.Command{
+		Use:   "info [--cpu] [MODEL]",
+		Short: "Describe a model: architecture, sizes, experts and tensors (default: the embedded model); --cpu: the CPU and kernel path",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cpu {
+				printCPU(cmd.OutOrStdout())
+				return nil
+			}
 			path := ""
 			if len(args) == 1 {
 				path = args[0]
@@ -43,6 +50,16 @@ func newInfoCmd() *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&cpu, "cpu", false, "describe the CPU, its features and the kernel path chosen, instead of a model")
+	return cmd
+}
+
+// printCPU writes what decides speed on this machine: the CPU and its features, the
+// kernel path (with MOLE_ISA's warning, if any) and the defaults of -t and --load.
+func printCPU(out io.Writer) {
+	fmt.Fprintln(out, kernels.CPUInfo())
+	fmt.Fprintf(out, "threads: %d by default (GOMAXPROCS; -t to change)\n", runtime.GOMAXPROCS(0))
+	fmt.Fprintf(out, "weights: --load %s by default (mmap or copy)\n", loader.LoadMmap)
 }
 
 // routedExpert matches the tensors of routed experts, stacked (GGUF "ffn_up_exps") or one

@@ -3,12 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/engine/tokenizer"
+	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -37,12 +42,83 @@ type loadedModel struct {
 	model    *engine.Model
 	name     string
 	loadTime time.Duration
+	// restore undoes --isa when the model is closed, so that commands run in-process
+	// (tests, a future REPL) do not leak the kernel path into the next one.
+	restore func()
 }
 
+// modelFlags are the flags that choose a model and how it runs: -m, -t/--threads,
+// --load and --isa. run, perplexity and serve register them the same way with
+// register and open the model with open.
+type modelFlags struct {
+	path    string
+	threads int
+	load    string
+	isa     string
+}
+
+// register adds the flags to cmd.
+func (mf *modelFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVarP(&mf.path, "model", "m", "", "GGUF file or Hugging Face folder (default: the embedded model)")
+	// GOMAXPROCS, not the core count: it follows the cgroup quota and the affinity mask,
+	// where cpuid on a VM may report hundreds of cores the process cannot use.
+	fs.IntVarP(&mf.threads, "threads", "t", runtime.GOMAXPROCS(0), "worker threads (0 = GOMAXPROCS, the CPUs this process may use)")
+	fs.StringVar(&mf.load, "load", loader.LoadMmap.String(),
+		"where weights live: mmap (the file's pages in place: quick start, shared page cache) or copy (read once into private huge-page memory)")
+	fs.StringVar(&mf.isa, "isa", "", "force a kernel path: avx512, avxvnni, avx2, neon or generic (default: the best the CPU has, or MOLE_ISA)")
+}
+
+// open applies --isa, opens the model with --load, binds it with --threads workers and
+// prints warnings (an --isa or MOLE_ISA path this CPU lacks) to warn.
+func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
+	mode, err := loader.ParseLoadMode(mf.load)
+	if err != nil {
+		return nil, fmt.Errorf("--load: %w", err)
+	}
+	if mf.threads < 0 {
+		return nil, fmt.Errorf("--threads %d: want 0 (GOMAXPROCS) or more", mf.threads)
+	}
+	restore := func() {}
+	if mf.isa != "" {
+		want, err := kernels.ParseISA(mf.isa)
+		if err != nil {
+			return nil, fmt.Errorf("--isa: %w", err)
+		}
+		prev, err := kernels.SetISA(want)
+		if err != nil {
+			fmt.Fprintf(warn, "mole: warning: --isa %s: this CPU or build lacks it; using %s\n", want, kernels.Active())
+		} else {
+			restore = func() { kernels.SetISA(prev) }
+		}
+	} else if kernels.ISAWarning != "" {
+		fmt.Fprintf(warn, "mole: warning: %s\n", kernels.ISAWarning)
+	}
+	lm, err := loadModelMode(mf.path, mf.threads, mode)
+	if err != nil {
+		restore()
+		return nil, err
+	}
+	lm.restore = restore
+	return lm, nil
+}
+
+// loadModel opens path (or the embedded model) with its weights in place and threads
+// workers (0: GOMAXPROCS).
 func loadModel(path string, threads int) (*loadedModel, error) {
+	return loadModelMode(path, threads, loader.LoadMmap)
+}
+
+func loadModelMode(path string, threads int, mode loader.LoadMode) (*loadedModel, error) {
 	t0 := time.Now()
 	lm, name, err := openFiles(path)
 	if err != nil {
+		return nil, err
+	}
+	// Before engine.Load: the engine's matrices are views of the tensors as they are
+	// when it binds them.
+	if err := lm.Apply(loader.OpenOptions{Load: mode}); err != nil {
+		lm.Close()
 		return nil, err
 	}
 	m, err := engine.Load(lm)
@@ -58,15 +134,23 @@ func loadModel(path string, threads int) (*loadedModel, error) {
 		lm.Close()
 		return nil, fmt.Errorf("%s: the model files carry no tokenizer", name)
 	}
-	if threads > 0 {
+	if threads > 0 && threads != m.Threads() {
 		m.SetThreads(threads)
 	}
 	return &loadedModel{files: lm, model: m, name: name, loadTime: time.Since(t0)}, nil
 }
 
+// describe is the one-line summary of how the model runs, for stderr.
+func (l *loadedModel) describe() string {
+	return fmt.Sprintf("%d threads, kernels %s, weights %s", l.model.Threads(), kernels.Active(), l.files.LoadMode())
+}
+
 func (l *loadedModel) Close() {
 	l.model.Close()
 	l.files.Close()
+	if l.restore != nil {
+		l.restore()
+	}
 }
 
 // loadTokenizer builds only the tokenizer of path, which is all `mole tokenize` needs and

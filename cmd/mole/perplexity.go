@@ -12,9 +12,9 @@ import (
 
 func newPerplexityCmd() *cobra.Command {
 	var (
-		modelPath, file string
-		ctxLen, chunks  int
-		threads         int
+		mf             modelFlags
+		file           string
+		ctxLen, chunks int
 	)
 	cmd := &cobra.Command{
 		Use:   "perplexity [-m MODEL] -f FILE [--ctx N] [--chunks K]",
@@ -34,7 +34,7 @@ stdout is "perplexity: X".`,
 			if err != nil {
 				return err // *PathError names the file
 			}
-			lm, err := loadModel(modelPath, threads)
+			lm, err := mf.open(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -42,7 +42,7 @@ stdout is "perplexity: X".`,
 			m := lm.model
 			ids := m.Tok.Encode(string(data), false, false)
 			stderr := cmd.ErrOrStderr()
-			fmt.Fprintf(stderr, "mole: %s: %d tokens, windows of %d\n", file, len(ids), ctxLen)
+			fmt.Fprintf(stderr, "mole: %s: %d tokens, windows of %d; %s\n", file, len(ids), ctxLen, lm.describe())
 			s := m.NewState(ctxLen)
 			r, err := m.Perplexity(cmd.Context(), s, ids, engine.PerplexityOptions{
 				Window:     ctxLen,
@@ -61,11 +61,10 @@ stdout is "perplexity: X".`,
 			return nil
 		},
 	}
+	mf.register(cmd)
 	f := cmd.Flags()
-	f.StringVarP(&modelPath, "model", "m", "", "GGUF file or Hugging Face folder (default: the embedded model)")
 	f.StringVarP(&file, "file", "f", "", "text file to evaluate")
 	f.IntVarP(&ctxLen, "ctx", "c", 512, "window length in tokens")
 	f.IntVar(&chunks, "chunks", 0, "evaluate only the first K windows (0 = all)")
-	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = all CPUs)")
 	return cmd
 }

@@ -20,14 +20,13 @@ const defaultCtx = 4096
 
 func newRunCmd() *cobra.Command {
 	var (
-		modelPath  string
+		mf         modelFlags
 		so         = engine.DefaultSamplerOptions()
 		seed       int64
 		maxTokens  int
 		ctxLen     int
 		chat       bool
 		system     string
-		threads    int
 		stops      []string
 		rawSpecial bool
 	)
@@ -63,7 +62,7 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 				so.Seed = uint64(seed)
 			}
 
-			lm, err := loadModel(modelPath, threads)
+			lm, err := mf.open(stderr)
 			if err != nil {
 				return err
 			}
@@ -107,15 +106,15 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 				return err
 			})
 			fmt.Fprintln(stderr)
-			fmt.Fprintf(stderr, "mole: model %s, %d threads, context %d, seed %d\n", lm.name, m.Threads(), n, so.Seed)
+			fmt.Fprintf(stderr, "mole: model %s, %s, context %d, seed %d\n", lm.name, lm.describe(), n, so.Seed)
 			fmt.Fprintf(stderr, "mole: load time   %10.2f ms\n", ms(lm.loadTime))
 			fmt.Fprintf(stderr, "mole: prompt eval %10.2f ms / %4d tokens (%8.2f tokens/s)\n", ms(st.PromptDuration), st.PromptTokens, rate(st.PromptTokens, st.PromptDuration))
 			fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), reason(st, genErr))
 			return genErr
 		},
 	}
+	mf.register(cmd)
 	f := cmd.Flags()
-	f.StringVarP(&modelPath, "model", "m", "", "GGUF file or Hugging Face folder (default: the embedded model)")
 	f.Float32Var(&so.Temperature, "temp", so.Temperature, "temperature; 0 = greedy")
 	f.IntVar(&so.TopK, "top-k", so.TopK, "keep the K most likely tokens (0 = off)")
 	f.Float32Var(&so.TopP, "top-p", so.TopP, "nucleus sampling threshold (1 = off)")
@@ -127,7 +126,6 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 	f.IntVarP(&ctxLen, "ctx", "c", 0, fmt.Sprintf("context length in tokens (0 = the model's, at most %d)", defaultCtx))
 	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template as a user message")
 	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
-	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = all CPUs)")
 	f.StringArrayVar(&stops, "stop", nil, "stop when this text is generated (repeatable; not printed)")
 	f.BoolVar(&rawSpecial, "special", true, "parse special-token strings such as <s> in the prompt")
 	return cmd
