@@ -26,8 +26,10 @@ func quantizeQ8_0ActGeneric(dst []byte, x []float32) {
 		q := blk[2 : 2+QK]
 		for j, v := range xs {
 			// |v*id| <= 127 (plus rounding) for finite x, so adding and subtracting
-			// 1.5*2^23 rounds to the nearest integer, ties to even, in float32.
-			f := float32(float32(v*id+roundMagic) - roundMagic)
+			// 1.5*2^23 rounds to the nearest integer, ties to even, in float32. The
+			// explicit float32(v*id) keeps arm64 from fusing the product into an FMA,
+			// which would round once instead of twice and differ from llama.cpp.
+			f := float32(float32(float32(v*id)+roundMagic) - roundMagic)
 			switch {
 			case f >= -127 && f <= 127:
 			case f < -127:

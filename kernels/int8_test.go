@@ -3,10 +3,6 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -412,43 +408,4 @@ func FuzzGemvA8W4(f *testing.F) {
 			bitsEqual(t, "GemvA8W4", got, want)
 		})
 	})
-}
-
-// TestInt8AVX2UnderQemu reruns the int8 path tests in this package's test binary under
-// `qemu-x86_64-static -cpu Haswell` (no AVX-512, no AVX-VNNI): the AVX2 kernels must
-// pass there, and any EVEX or VNNI instruction on the AVX2 path would die with SIGILL.
-func TestInt8AVX2UnderQemu(t *testing.T) {
-	if os.Getenv("MOLE_UNDER_QEMU") != "" {
-		t.Skip("already running under qemu")
-	}
-	if testing.Short() {
-		t.Skip("-short")
-	}
-	qemu, err := exec.LookPath("qemu-x86_64-static")
-	if err != nil {
-		t.Skip("qemu-x86_64-static not installed (apt-get install qemu-user-static): AVX2-only run skipped")
-	}
-	if purego || !Supported(AVX2) {
-		t.Skip("no amd64 assembly in this build")
-	}
-	bin := filepath.Join(t.TempDir(), "kernels.test")
-	build := exec.Command("go", "test", "-c", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go test -c: %v\n%s", err, out)
-	}
-	run := exec.Command(qemu, "-cpu", "Haswell", bin, "-test.v",
-		"-test.run", "^(TestGemvI8Paths|TestGemvA8W4Paths|TestGemmPaths|TestStreamRead|TestInt8NoAllocs)$")
-	run.Env = append(os.Environ(), "MOLE_UNDER_QEMU=1", "MOLE_ISA=")
-	out, err := run.CombinedOutput()
-	s := string(out)
-	if err != nil {
-		t.Fatalf("under qemu -cpu Haswell: %v\n%s", err, s)
-	}
-	if !strings.Contains(s, "--- PASS: TestGemvA8W4Paths/avx2") || !strings.Contains(s, "--- PASS: TestGemvI8Paths/avx2") {
-		t.Fatalf("the AVX2 subtests did not run under qemu:\n%s", s)
-	}
-	if strings.Contains(s, "--- PASS: TestGemvI8Paths/avx512") {
-		t.Fatalf("qemu -cpu Haswell reported AVX-512:\n%s", s)
-	}
-	t.Logf("qemu -cpu Haswell: AVX2 paths pass, AVX-512/AVX-VNNI skipped")
 }

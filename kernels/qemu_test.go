@@ -1,0 +1,86 @@
+package kernels
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestUnderQemu reruns this package's tests on CPUs this machine is not, through qemu's
+// user-mode emulation (apt-get install qemu-user-static; .ci/run installs it):
+//   - amd64 under `-cpu Haswell` (AVX2, no AVX-512, no AVX-VNNI): the AVX2 paths must pass
+//     there, and a stray EVEX or VNNI instruction on them dies with SIGILL;
+//   - arm64 under `-cpu max` (NEON with SDOT) and `-cpu cortex-a72` (NEON without the
+//     dot-product extension, so the widening-multiply forms run).
+//
+// Each run is the package's own test binary, cross-compiled, with -test.short so that the
+// generator and qemu tests themselves are not repeated inside the emulator.
+func TestUnderQemu(t *testing.T) {
+	if os.Getenv("MOLE_UNDER_QEMU") != "" {
+		t.Skip("already running under qemu")
+	}
+	if testing.Short() {
+		t.Skip("-short: not running the package under qemu")
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the qemu runs are driven from linux/amd64")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	for _, c := range []struct {
+		goarch, qemu, cpu string
+		want              []string // subtests that must have run and passed
+		wantNot           []string // subtests that must not have passed (paths the CPU lacks)
+	}{
+		{"amd64", "qemu-x86_64-static", "Haswell",
+			[]string{"--- PASS: TestGemvI8Paths/avx2", "--- PASS: TestGemvA8W4Paths/avx2"},
+			[]string{"--- PASS: TestGemvI8Paths/avx512", "--- PASS: TestGemvI8Paths/avxvnni"}},
+		{"arm64", "qemu-aarch64-static", "max",
+			[]string{"--- PASS: TestGemvI8Paths/neon", "--- PASS: TestGemvA8W4Paths/neon"}, nil},
+		{"arm64", "qemu-aarch64-static", "cortex-a72",
+			[]string{"--- PASS: TestGemvI8Paths/neon", "--- PASS: TestGemvA8W4Paths/neon"}, nil},
+	} {
+		t.Run(c.goarch+"-"+c.cpu, func(t *testing.T) {
+			qemu, err := exec.LookPath(c.qemu)
+			if err != nil {
+				t.Skipf("%s not installed (apt-get install qemu-user-static): skipped", c.qemu)
+			}
+			bin := filepath.Join(t.TempDir(), "kernels-"+c.goarch+".test")
+			build := exec.Command(gobin, "test", "-c", "-o", bin, ".")
+			build.Env = append(os.Environ(), "GOARCH="+c.goarch, "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("go test -c for %s: %v\n%s", c.goarch, err, out)
+			}
+			run := exec.Command(qemu, "-cpu", c.cpu, bin, "-test.short", "-test.v")
+			run.Env = append(os.Environ(), "MOLE_UNDER_QEMU=1", "MOLE_ISA=")
+			out, err := run.CombinedOutput()
+			s := string(out)
+			if err != nil {
+				t.Fatalf("%s under qemu -cpu %s: %v\n%s", c.goarch, c.cpu, err, tail(s, 4000))
+			}
+			for _, w := range c.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("under qemu -cpu %s the output lacks %q", c.cpu, w)
+				}
+			}
+			for _, w := range c.wantNot {
+				if strings.Contains(s, w) {
+					t.Errorf("under qemu -cpu %s a path the CPU lacks ran: %q", c.cpu, w)
+				}
+			}
+			t.Logf("%s under qemu -cpu %s: %d tests passed", c.goarch, c.cpu, strings.Count(s, "--- PASS"))
+		})
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
