@@ -146,3 +146,30 @@ func FuzzNEONInt8(f *testing.F) {
 		fuzzInt8Both(t, seed, int(rows%24)+1, (int(blocks%40)+1)*32, int(ntok%9)+1)
 	})
 }
+
+func TestNEONInt8Allocs(t *testing.T) {
+	prev, err := SetISA(NEON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer SetISA(prev)
+	const rows, cols, ntok = 13, 256, 5
+	rng := rand.New(rand.NewSource(3))
+	w := make([]int8, rows*cols)
+	x := make([]int8, ntok*cols)
+	fillI8(rng, w, 0)
+	fillI8(rng, x, 0)
+	codes, tables := randA8W4(rng, rows, cols, 0)
+	ws, xs := randScales(rng, rows), randScales(rng, ntok)
+	rs := make([]int32, rows)
+	out := make([]float32, ntok*rows)
+	n := testing.AllocsPerRun(20, func() {
+		GemvI8(out[:rows], w, ws, rs, x[:cols], xs[0])
+		GemmI8(out, rows, w, ws, rs, x, xs)
+		GemvA8W4(out[:rows], codes, tables, ws, rs, x[:cols], xs[0])
+		GemmA8W4(out, rows, codes, tables, ws, rs, x, xs)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per run", n)
+	}
+}

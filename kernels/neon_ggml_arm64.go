@@ -65,7 +65,8 @@ func (k neonGGML) gemv(out []float32, w []byte, cols int, xq []byte) {
 	}
 }
 
-// gemm runs each 4-row strip against every token while the strip is in L1:
+// gemm runs each 4-row strip against every token while the strip is in L1, two tokens
+// per weight load (an odd last token and the last rows%4 rows one at a time):
 // out[t*rows+r] = row r . token t, equal bit for bit to gemv per token.
 func (k neonGGML) gemm(out []float32, rows int, w []byte, cols int, xq []byte, ntok int) {
 	nb := cols / QK
@@ -78,7 +79,10 @@ func (k neonGGML) gemm(out []float32, rows int, w []byte, cols int, xq []byte, n
 	_ = out[ntok*rows-1]
 	r := 0
 	for ; r+4 <= rows; r += 4 {
-		for t := 0; t < ntok; t++ {
+		if np := ntok / 2; np > 0 {
+			k.pairs(&out[r], 4*rows, &w[r*rb], rb, nb, np, &xq[0])
+		}
+		if t := ntok - 1; ntok%2 != 0 {
 			k.call(&out[t*rows+r], &w[r*rb], rb, 1, nb, &xq[t*xb])
 		}
 	}
@@ -88,5 +92,34 @@ func (k neonGGML) gemm(out []float32, rows int, w []byte, cols int, xq []byte, n
 			k.call(&tmp[0], &w[r*rb], 0, 1, nb, &xq[t*xb])
 			out[t*rows+r] = tmp[0]
 		}
+	}
+}
+
+// q*_0Pairs*: one 4-row strip against npairs pairs of tokens (out + (2p+j)*ostride bytes
+// gets token 2p+j's four results); each weight block is loaded (and unpacked) once for
+// two tokens. Same per-lane float steps as the one-token kernels.
+//
+//go:noescape
+func q8_0PairsSDOT(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+
+//go:noescape
+func q4_0PairsSDOT(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+
+//go:noescape
+func q8_0PairsNEON(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+
+//go:noescape
+func q4_0PairsNEON(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+
+func (k neonGGML) pairs(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte) {
+	switch {
+	case k.q4 && k.sdot:
+		q4_0PairsSDOT(out, ostride, w, stride, nb, npairs, xq)
+	case k.q4:
+		q4_0PairsNEON(out, ostride, w, stride, nb, npairs, xq)
+	case k.sdot:
+		q8_0PairsSDOT(out, ostride, w, stride, nb, npairs, xq)
+	default:
+		q8_0PairsNEON(out, ostride, w, stride, nb, npairs, xq)
 	}
 }

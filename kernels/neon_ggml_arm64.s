@@ -17,11 +17,13 @@
 	VLD1.P 32(R9), [V28.B16, V29.B16]
 
 // Q4_0 rows: d then 16 bytes, byte j = (q_j + 8) | (q_{j+16} + 8) << 4.
-#define Q4UNPACK(lo, hi) \
-	VAND  V30.B16, hi, lo; \
+// Q4UNPACKC(mask, eight, lo, hi): hi holds 16 code bytes; lo = low nibbles - 8, hi = high nibbles - 8.
+#define Q4UNPACKC(mask, eight, lo, hi) \
+	VAND  mask, hi, lo;    \
 	VUSHR $4, hi, hi;      \
-	VSUB  V19.B16, lo, lo; \
-	VSUB  V19.B16, hi, hi
+	VSUB  eight, lo, lo;   \
+	VSUB  eight, hi, hi
+#define Q4UNPACK(lo, hi) Q4UNPACKC(V30.B16, V19.B16, lo, hi)
 
 #define ROWS_Q4 \
 	VLD1.P 2(R6), V21.H[0];            \
@@ -37,6 +39,21 @@
 	Q4UNPACK(V26.B16, V27.B16);        \
 	Q4UNPACK(V28.B16, V29.B16)
 
+// The two-token kernel keeps its Q4 constants in V12 (0x0F) and V13 (8).
+#define ROWS2_Q4 \
+	VLD1.P 2(R6), V21.H[0];            \
+	VLD1.P 16(R6), [V23.B16];          \
+	VLD1.P 2(R7), V21.H[1];            \
+	VLD1.P 16(R7), [V25.B16];          \
+	VLD1.P 2(R8), V21.H[2];            \
+	VLD1.P 16(R8), [V27.B16];          \
+	VLD1.P 2(R9), V21.H[3];            \
+	VLD1.P 16(R9), [V29.B16];          \
+	Q4UNPACKC(V12.B16, V13.B16, V22.B16, V23.B16); \
+	Q4UNPACKC(V12.B16, V13.B16, V24.B16, V25.B16); \
+	Q4UNPACKC(V12.B16, V13.B16, V26.B16, V27.B16); \
+	Q4UNPACKC(V12.B16, V13.B16, V28.B16, V29.B16)
+
 #define DOT16(x, w, acc, t0, t1) SDOT(x, w, acc)
 
 #define ROWS ROWS_Q8
@@ -49,6 +66,17 @@ TEXT ·q8_0StripsSDOT(SB), NOSPLIT, $0-48
 // func q4_0StripsSDOT(out *float32, w *byte, stride, strips, nb int, xq *byte)
 TEXT ·q4_0StripsSDOT(SB), NOSPLIT, $0-48
 #include "neon_ggml_arm64.h"
+
+#define ROWS2 ROWS_Q8
+// func q8_0PairsSDOT(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+TEXT ·q8_0PairsSDOT(SB), NOSPLIT, $0-56
+#include "neon_ggmlgemm_arm64.h"
+
+#undef ROWS2
+#define ROWS2 ROWS2_Q4
+// func q4_0PairsSDOT(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+TEXT ·q4_0PairsSDOT(SB), NOSPLIT, $0-56
+#include "neon_ggmlgemm_arm64.h"
 
 #undef DOT16
 #define DOT16(x, w, acc, t0, t1) \
@@ -68,3 +96,15 @@ TEXT ·q8_0StripsNEON(SB), NOSPLIT, $0-48
 // func q4_0StripsNEON(out *float32, w *byte, stride, strips, nb int, xq *byte)
 TEXT ·q4_0StripsNEON(SB), NOSPLIT, $0-48
 #include "neon_ggml_arm64.h"
+
+#undef ROWS2
+#define ROWS2 ROWS_Q8
+// func q8_0PairsNEON(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+TEXT ·q8_0PairsNEON(SB), NOSPLIT, $0-56
+#include "neon_ggmlgemm_arm64.h"
+
+#undef ROWS2
+#define ROWS2 ROWS2_Q4
+// func q4_0PairsNEON(out *float32, ostride int, w *byte, stride, nb, npairs int, xq *byte)
+TEXT ·q4_0PairsNEON(SB), NOSPLIT, $0-56
+#include "neon_ggmlgemm_arm64.h"

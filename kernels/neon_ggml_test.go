@@ -20,7 +20,7 @@ func TestNEONGGML(t *testing.T) {
 			for _, extreme := range []bool{false, true} {
 				for _, q4 := range []bool{false, true} {
 					k := neonGGML{q4: q4, sdot: v.dotprod}
-					const ntok = 3
+					ntok := 1 + r.IntN(6)
 					xq := make([]byte, 0, ntok*Q8ActBytes(sh.cols))
 					for range ntok {
 						xq = append(xq, randAct(r, sh.cols, extreme)...)
@@ -57,7 +57,7 @@ func TestNEONGGML(t *testing.T) {
 	}
 }
 
-// FuzzNEONGGML runs both NEON forms of the Q8_0/Q4_0 GEMV directly against the twins
+// FuzzNEONGGML runs both NEON forms of the Q8_0/Q4_0 GEMV and GEMM directly against the twins
 // (FuzzGemvQ8_0/Q4_0 in ggml_test.go reach only the form the CPU selects).
 func FuzzNEONGGML(f *testing.F) {
 	f.Add(uint64(1), uint8(3), uint8(2), false)
@@ -84,6 +84,19 @@ func FuzzNEONGGML(f *testing.F) {
 			neonGGML{q4: q4, sdot: v.dotprod}.gemv(got, w, cols, xq)
 			if i := sameBits(got, want); i >= 0 {
 				t.Fatalf("%s q4=%v %dx%d: row %d got %v want %v", v.name, q4, rows, cols, i, got[i], want[i])
+			}
+			// GEMM: the same activation twice plus a fresh one; token 0 and 1 must equal the GEMV.
+			xq3 := append(append(append([]byte(nil), xq...), xq...), randAct(r, cols, false)...)
+			gotm := make([]float32, 3*rows)
+			neonGGML{q4: q4, sdot: v.dotprod}.gemm(gotm, rows, w, cols, xq3, 3)
+			want3 := make([]float32, 3*rows)
+			if q4 {
+				gemmQ4_0Generic(want3, rows, w, cols, xq3, 3)
+			} else {
+				gemmQ8_0Generic(want3, rows, w, cols, xq3, 3)
+			}
+			if i := sameBits(gotm, want3); i >= 0 || sameBits(gotm[rows:2*rows], want) >= 0 {
+				t.Fatalf("%s gemm q4=%v %dx%d: [%d] got %v want %v", v.name, q4, rows, cols, i, gotm, want3)
 			}
 		}
 	})

@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -88,34 +87,6 @@ func TestNEONI8Dots(t *testing.T) {
 			}
 		}
 	}
-}
-
-func BenchmarkNEONI8Dots(b *testing.B) {
-	rows, cols := 256, 1024
-	w := make([]int8, rows*cols)
-	x := make([]int8, cols)
-	rng := rand.New(rand.NewSource(1))
-	fillI8(rng, w, 0)
-	fillI8(rng, x, 0)
-	dst := make([]int32, rows)
-	for _, v := range neonVariants {
-		if v.dotprod && !HasDotProd() {
-			continue
-		}
-		f := map[bool]func([]int32, []int8, []int8){true: i8DotsSDOT, false: i8DotsNEON}[v.dotprod]
-		b.Run(fmt.Sprint(v.name), func(b *testing.B) {
-			b.SetBytes(int64(len(w)))
-			for i := 0; i < b.N; i++ {
-				f(dst, w, x)
-			}
-		})
-	}
-	b.Run("scalar", func(b *testing.B) {
-		b.SetBytes(int64(len(w)))
-		for i := 0; i < b.N; i++ {
-			refI8Dots(dst, w, x)
-		}
-	})
 }
 
 func TestNEONI8GemmDots(t *testing.T) {

@@ -57,6 +57,7 @@ func macroSDOTEC(d, n, m *[16]byte)
 
 //go:noescape
 func macroSDOTED(d, n, m *[16]byte)
+
 //go:noescape
 func macroFCVTL4SA(d, n, m *[16]byte)
 
@@ -80,3 +81,12 @@ func macroFMUL4SB(d, n, m *[16]byte)
 
 //go:noescape
 func macroFMUL4SE0B(d, n, m *[16]byte)
+
+//go:noescape
+func macroFMUL4SEA(d, n, m *[16]byte)
+
+//go:noescape
+func macroFMUL4SEB(d, n, m *[16]byte)
+
+//go:noescape
+func macroFMUL4SEC(d, n, m *[16]byte)

@@ -318,3 +318,39 @@ TEXT ·macroFMUL4SE0B(SB), NOSPLIT, $0-24
 	FMUL_4S_E0(28, 14, 2)
 	VST1 [V2.B16], (R0)
 	RET
+
+// func macroFMUL4SEA(d, n, m *[16]byte)
+TEXT ·macroFMUL4SEA(SB), NOSPLIT, $0-24
+	MOVD d+0(FP), R0
+	MOVD n+8(FP), R1
+	MOVD m+16(FP), R2
+	VLD1 (R0), [V29.B16]
+	VLD1 (R1), [V17.B16]
+	VLD1 (R2), [V3.B16]
+	FMUL_4S_E(3, 3, 17, 29)
+	VST1 [V29.B16], (R0)
+	RET
+
+// func macroFMUL4SEB(d, n, m *[16]byte)
+TEXT ·macroFMUL4SEB(SB), NOSPLIT, $0-24
+	MOVD d+0(FP), R0
+	MOVD n+8(FP), R1
+	MOVD m+16(FP), R2
+	VLD1 (R0), [V2.B16]
+	VLD1 (R1), [V14.B16]
+	VLD1 (R2), [V28.B16]
+	FMUL_4S_E(28, 1, 14, 2)
+	VST1 [V2.B16], (R0)
+	RET
+
+// func macroFMUL4SEC(d, n, m *[16]byte)
+TEXT ·macroFMUL4SEC(SB), NOSPLIT, $0-24
+	MOVD d+0(FP), R0
+	MOVD n+8(FP), R1
+	MOVD m+16(FP), R2
+	VLD1 (R0), [V29.B16]
+	VLD1 (R1), [V17.B16]
+	VLD1 (R2), [V3.B16]
+	FMUL_4S_E(3, 2, 17, 29)
+	VST1 [V29.B16], (R0)
+	RET

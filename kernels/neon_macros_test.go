@@ -112,14 +112,14 @@ func TestNEONMacros(t *testing.T) {
 		}
 		return put(v)
 	}
-	fmul := func(e bool) func(_, n, m [16]byte) [16]byte {
+	fmul := func(idx int) func(_, n, m [16]byte) [16]byte {
 		return func(_, n, m [16]byte) [16]byte {
 			a, b := f32s(n), f32s(m)
 			var v [4]float32
 			for i := range v {
 				bi := b[i]
-				if e {
-					bi = b[0]
+				if idx >= 0 {
+					bi = b[idx]
 				}
 				v[i] = a[i] * bi
 			}
@@ -145,8 +145,11 @@ func TestNEONMacros(t *testing.T) {
 		{"SADALP_8H", false, []fn{macroSADALP8HA, macroSADALP8HB}, sadalp},
 		{"FCVTL_4S", false, []fn{macroFCVTL4SA, macroFCVTL4SB}, fcvtl},
 		{"SCVTF_4S", false, []fn{macroSCVTF4SA, macroSCVTF4SB}, scvtf},
-		{"FMUL_4S", false, []fn{macroFMUL4SA, macroFMUL4SB}, fmul(false)},
-		{"FMUL_4S_E0", false, []fn{macroFMUL4SE0A, macroFMUL4SE0B}, fmul(true)},
+		{"FMUL_4S", false, []fn{macroFMUL4SA, macroFMUL4SB}, fmul(-1)},
+		{"FMUL_4S_E0", false, []fn{macroFMUL4SE0A, macroFMUL4SE0B}, fmul(0)},
+		{"FMUL_4S_E[3]", false, []fn{macroFMUL4SEA}, fmul(3)},
+		{"FMUL_4S_E[1]", false, []fn{macroFMUL4SEB}, fmul(1)},
+		{"FMUL_4S_E[2]", false, []fn{macroFMUL4SEC}, fmul(2)},
 	}
 	rng := rand.New(rand.NewSource(3))
 	for _, c := range cases {

@@ -36,6 +36,8 @@
 // SCVTF Vd.4S, Vn.4S: int32 lanes to float32 (round to nearest even).
 #define SCVTF_4S(n, d) WORD $(0x4E21D800 | ((n)<<5) | (d))
 
-// FMUL Vd.4S, Vn.4S, Vm.4S and FMUL Vd.4S, Vn.4S, Vm.S[0] (by element, lane 0).
+// FMUL Vd.4S, Vn.4S, Vm.4S; FMUL Vd.4S, Vn.4S, Vm.S[idx] (by element: idx 0..3 is H:L,
+// m may be V0..V31); FMUL_4S_E0 is lane 0.
 #define FMUL_4S(m, n, d) WORD $(0x6E20DC00 | ((m)<<16) | ((n)<<5) | (d))
-#define FMUL_4S_E0(m, n, d) WORD $(0x4F809000 | ((m)<<16) | ((n)<<5) | (d))
+#define FMUL_4S_E(m, idx, n, d) WORD $(0x4F809000 | (((idx)&1)<<21) | ((m)<<16) | (((idx)>>1)<<11) | ((n)<<5) | (d))
+#define FMUL_4S_E0(m, n, d) FMUL_4S_E(m, 0, n, d)
