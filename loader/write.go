@@ -69,6 +69,10 @@ type GGUFWriter struct {
 	kvIndex map[string]int
 	tensors []*Tensor
 	names   map[string]bool
+	// sizes[i] is tensor i's byte size; fills[i], when non-nil, produces its bytes at
+	// write time (AddTensorFunc) instead of tensors[i].Data.
+	sizes []uint64
+	fills []func(w io.Writer) error
 }
 
 // NewGGUFWriter returns an empty writer.
@@ -89,32 +93,76 @@ func (w *GGUFWriter) Set(key string, v Value) {
 // AddTensor adds a tensor; shape is outermost first (it is reversed into GGUF's ne).
 // data is not copied and must stay unchanged until WriteFile returns.
 func (w *GGUFWriter) AddTensor(name string, dt DType, shape []int, data []byte) error {
+	size, err := w.check(name, dt, shape)
+	if err != nil {
+		return err
+	}
+	if uint64(len(data)) != size {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: shape %v of %s needs %d bytes, got %d", name, shape, dt, size, len(data))
+	}
+	w.add(name, dt, shape, data, size, nil)
+	return nil
+}
+
+// AddTensorFunc adds a tensor whose bytes fill writes when the file is encoded, so that
+// a file larger than memory (a generated multi-GB model) is written without holding its
+// tensors. fill must write exactly the tensor's byte size; encoding checks it.
+func (w *GGUFWriter) AddTensorFunc(name string, dt DType, shape []int, fill func(w io.Writer) error) error {
+	if fill == nil {
+		return fmt.Errorf("loader: GGUF writer: tensor %q: nil fill function", name)
+	}
+	size, err := w.check(name, dt, shape)
+	if err != nil {
+		return err
+	}
+	w.add(name, dt, shape, nil, size, fill)
+	return nil
+}
+
+// check validates a new tensor and returns its byte size.
+func (w *GGUFWriter) check(name string, dt DType, shape []int) (uint64, error) {
 	if w.names[name] {
-		return fmt.Errorf("loader: GGUF writer: tensor %q added twice", name)
+		return 0, fmt.Errorf("loader: GGUF writer: tensor %q added twice", name)
 	}
 	if !dt.Known() {
-		return fmt.Errorf("loader: GGUF writer: tensor %q: unknown type id %d", name, uint32(dt))
+		return 0, fmt.Errorf("loader: GGUF writer: tensor %q: unknown type id %d", name, uint32(dt))
 	}
 	if len(shape) < 1 || len(shape) > 4 {
-		return fmt.Errorf("loader: GGUF writer: tensor %q: %d dimensions (GGUF readers accept 1 to 4)", name, len(shape))
+		return 0, fmt.Errorf("loader: GGUF writer: tensor %q: %d dimensions (GGUF readers accept 1 to 4)", name, len(shape))
 	}
 	ne := make([]uint64, len(shape))
 	for i, d := range shape {
 		if d < 0 {
-			return fmt.Errorf("loader: GGUF writer: tensor %q: negative dimension in shape %v", name, shape)
+			return 0, fmt.Errorf("loader: GGUF writer: tensor %q: negative dimension in shape %v", name, shape)
 		}
 		ne[len(shape)-1-i] = uint64(d)
 	}
 	_, size, err := ggufTensorSize(dt, ne)
 	if err != nil {
-		return fmt.Errorf("loader: GGUF writer: tensor %q: %v", name, err)
+		return 0, fmt.Errorf("loader: GGUF writer: tensor %q: %v", name, err)
 	}
-	if uint64(len(data)) != size {
-		return fmt.Errorf("loader: GGUF writer: tensor %q: shape %v of %s needs %d bytes, got %d", name, shape, dt, size, len(data))
-	}
+	return size, nil
+}
+
+func (w *GGUFWriter) add(name string, dt DType, shape []int, data []byte, size uint64, fill func(io.Writer) error) {
 	w.names[name] = true
 	w.tensors = append(w.tensors, &Tensor{Name: name, Shape: append([]int(nil), shape...), DType: dt, Data: data})
-	return nil
+	w.sizes = append(w.sizes, size)
+	w.fills = append(w.fills, fill)
+}
+
+// Size returns the number of bytes the encoded file will have, so that a caller can
+// show progress while it is written.
+func (w *GGUFWriter) Size() (int64, error) {
+	align, err := w.alignment()
+	if err != nil {
+		return 0, err
+	}
+	h, off, err := w.header(align)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(h)) + int64(off), nil
 }
 
 // alignment is general.alignment when set, else the GGUF default.
@@ -138,6 +186,11 @@ func (w *GGUFWriter) WriteFile(path string) error {
 	return WriteFileAtomic(path, w.encode)
 }
 
+// Encode writes the file to out (use WriteFile for an atomic file on disk; Encode lets a
+// caller wrap the stream, for example to count bytes for a progress bar, inside its own
+// WriteFileAtomic).
+func (w *GGUFWriter) Encode(out io.Writer) error { return w.encode(out) }
+
 // Bytes returns the encoded file (for tests and in-memory use).
 func (w *GGUFWriter) Bytes() ([]byte, error) {
 	var b bytes.Buffer
@@ -152,22 +205,51 @@ func (w *GGUFWriter) encode(out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	h, _, err := w.header(align)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(h); err != nil {
+		return err
+	}
+	zeros := make([]byte, align)
+	for i, t := range w.tensors {
+		if f := w.fills[i]; f != nil {
+			cw := &countWriter{w: out}
+			if err := f(cw); err != nil {
+				return fmt.Errorf("tensor %q: %w", t.Name, err)
+			}
+			if uint64(cw.n) != w.sizes[i] {
+				return fmt.Errorf("tensor %q: fill wrote %d bytes, want %d", t.Name, cw.n, w.sizes[i])
+			}
+		} else if _, err := out.Write(t.Data); err != nil {
+			return err
+		}
+		if _, err := out.Write(zeros[:padding(int(w.sizes[i]%uint64(align)), align)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// header encodes everything before the tensor data, padded to the alignment, and
+// returns it with the size of the data section.
+func (w *GGUFWriter) header(align int) ([]byte, uint64, error) {
 	le := binary.LittleEndian
 	h := []byte(ggufMagic)
 	h = le.AppendUint32(h, 3)
 	h = le.AppendUint64(h, uint64(len(w.tensors)))
 	h = le.AppendUint64(h, uint64(len(w.kv)))
+	var err error
 	for _, kv := range w.kv {
 		h = appendGGUFString(h, kv.Key)
 		h = le.AppendUint32(h, uint32(kv.Value.typ))
 		if h, err = appendGGUFValue(h, kv.Value); err != nil {
-			return fmt.Errorf("loader: GGUF writer: metadata %q: %v", kv.Key, err)
+			return nil, 0, fmt.Errorf("loader: GGUF writer: metadata %q: %v", kv.Key, err)
 		}
 	}
 	var off uint64
-	offsets := make([]uint64, len(w.tensors))
 	for i, t := range w.tensors {
-		offsets[i] = off
 		h = appendGGUFString(h, t.Name)
 		h = le.AppendUint32(h, uint32(len(t.Shape)))
 		for j := len(t.Shape) - 1; j >= 0; j-- {
@@ -175,22 +257,21 @@ func (w *GGUFWriter) encode(out io.Writer) error {
 		}
 		h = le.AppendUint32(h, uint32(t.DType))
 		h = le.AppendUint64(h, off)
-		off, _ = alignUp(off+uint64(len(t.Data)), uint64(align))
+		off, _ = alignUp(off+w.sizes[i], uint64(align))
 	}
 	h = append(h, make([]byte, padding(len(h), align))...)
-	if _, err := out.Write(h); err != nil {
-		return err
-	}
-	zeros := make([]byte, align)
-	for _, t := range w.tensors {
-		if _, err := out.Write(t.Data); err != nil {
-			return err
-		}
-		if _, err := out.Write(zeros[:padding(len(t.Data), align)]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return h, off, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func padding(n, align int) int { return (align - n%align) % align }

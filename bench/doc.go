@@ -1,0 +1,18 @@
+// Package bench is the harness behind `mole bench` and `mole gen-model`.
+//
+// It runs llama-bench's two tests on a model — pp<N>, a prompt of N tokens, and tg<N>,
+// N generated tokens — with deterministic synthetic tokens (so expert routing is the
+// same in every repetition), a warm-up before the timed runs and the tokenizer and the
+// sampler left out, exactly as llama-bench leaves them out. Beside each result it puts
+// the roofline measured in the same process: the read bandwidth of a streaming loop
+// over a buffer far larger than the caches, and the integer multiply-add peak of the
+// chosen kernel path. Decode is bound by bandwidth ÷ the weight bytes one token reads
+// (counted from the model's actual dtypes, see Traffic); prefill by the compute peak.
+//
+// Results print as llama-bench's markdown table (plus bytes/token, GB/s, % roofline and
+// peak RSS), as JSON with llama-bench's field names where one exists, as CSV, and as
+// an SVG of tokens/s against threads with the roofline drawn as a line.
+//
+// GenerateGGUF writes random-weight models of real models' shapes (Presets) with
+// llama.cpp's tensor names and metadata, so the same file runs in mole and llama.cpp.
+package bench

@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"github.com/mole-llm/mole/engine"
+)
+
+// Traffic is what one decoded token costs in weights: the bytes read from the model
+// (as stored, so a Q4_0 matrix counts its 18-byte blocks, not float32) and the
+// multiply-adds of the matrix products. It covers attention, routers, the experts a
+// token activates (NExpertUsed of each MoE layer, all of them the same size, plus a
+// shared expert), dense FFNs, the output head, the one embedding row a token looks up
+// and the norm and bias vectors. It leaves out the KV cache, whose reads grow with the
+// position and are not weights: at the short contexts of a benchmark they are small.
+type Traffic struct {
+	Attention int64 `json:"attention"` // q, k, v, o projections
+	Router    int64 `json:"router"`
+	Experts   int64 `json:"experts"` // the activated routed experts and any shared expert
+	DenseFFN  int64 `json:"dense_ffn"`
+	Output    int64 `json:"output"`    // the output head
+	Other     int64 `json:"other"`     // embedding row, norms, biases
+	Bytes     int64 `json:"bytes"`     // the sum of the above
+	MACs      int64 `json:"macs"`      // multiply-adds of the matrix products
+	Params    int64 `json:"params"`    // every weight in the model
+	Active    int64 `json:"active"`    // weights used by one token (an embedding row, not the table)
+	FileBytes int64 `json:"file_size"` // bytes of the weight tensors as stored
+}
+
+// TrafficOf counts a loaded model's per-token traffic from its matrices' actual dtypes.
+func TrafficOf(m *engine.Model) Traffic {
+	var t Traffic
+	c := &m.Config
+	mat := func(dst *int64, mm *engine.Matrix, times int) {
+		if mm == nil {
+			return
+		}
+		*dst += int64(len(mm.Data)) * int64(times)
+		t.MACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
+		t.Active += int64(mm.Rows) * int64(mm.Cols) * int64(times)
+	}
+	// total counts a tensor that is stored (once) whether or not a token reads it.
+	total := func(mm *engine.Matrix) {
+		if mm != nil {
+			t.Params += int64(mm.Rows) * int64(mm.Cols)
+			t.FileBytes += int64(len(mm.Data))
+		}
+	}
+	vec := func(v []float32) {
+		t.Other += 4 * int64(len(v))
+		t.Params += int64(len(v))
+		t.FileBytes += 4 * int64(len(v))
+		t.Active += int64(len(v))
+	}
+	t.Other += int64(m.Embed.RowBytes)
+	t.Active += int64(m.Embed.Cols)
+	total(m.Embed)
+	vec(m.OutNorm)
+	mat(&t.Output, m.Output, 1)
+	if m.Output != m.Embed {
+		total(m.Output)
+	}
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		for _, v := range [][]float32{L.AttnNorm, L.FFNNorm, L.Bq, L.Bk, L.Bv, L.Bo, L.QNorm, L.KNorm} {
+			vec(v)
+		}
+		for _, mm := range []*engine.Matrix{L.Wq, L.Wk, L.Wv, L.Wo} {
+			mat(&t.Attention, mm, 1)
+			total(mm)
+		}
+		for _, mm := range []*engine.Matrix{L.Gate, L.Up, L.Down} {
+			mat(&t.DenseFFN, mm, 1)
+			total(mm)
+		}
+		mat(&t.Router, L.Router, 1)
+		total(L.Router)
+		if len(L.ExpGate) > 0 {
+			// Every expert of a layer has the same shape and dtype, so NExpertUsed
+			// copies of expert 0 are what any choice of experts reads.
+			for _, mm := range []*engine.Matrix{L.ExpGate[0], L.ExpUp[0], L.ExpDown[0]} {
+				mat(&t.Experts, mm, c.NExpertUsed)
+			}
+			for e := range L.ExpGate {
+				total(L.ExpGate[e])
+				total(L.ExpUp[e])
+				total(L.ExpDown[e])
+			}
+		}
+		for _, mm := range []*engine.Matrix{L.ShGate, L.ShUp, L.ShDown, L.ShGateInp} {
+			mat(&t.Experts, mm, 1)
+			total(mm)
+		}
+	}
+	t.Bytes = t.Attention + t.Router + t.Experts + t.DenseFFN + t.Output + t.Other
+	return t
+}

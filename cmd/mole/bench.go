@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mole-llm/mole/bench"
+	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/kernels"
+	"github.com/mole-llm/mole/loader"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		models, prompts, gens, threads, isas string
+		reps                                 int
+		output, svgPath, load, ppMode        string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench -m MODEL[,MODEL...] [flags]",
+		Short: "Measure prompt and generation speed as llama-bench does, beside the machine's roofline",
+		Long: `Measure prompt processing (pp<N>) and token generation (tg<N>) speed with llama-bench's
+tests and columns, so the numbers can be put beside llama-bench's, and add what llama-bench
+does not say: the weight bytes one token reads, the bandwidth that implies, and how close
+the run came to the roofline measured in the same process (read bandwidth of a streaming
+loop over a buffer far larger than the caches for tg; the integer multiply-add peak of the
+kernel path for pp).
+
+Tokens are a fixed synthetic sequence, so expert routing is the same in every run; a
+warm-up run precedes the timed ones; the tokenizer and the sampler are not measured.
+-m, -p, -n, -t and --isa take comma-separated lists and every combination is run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o := bench.Options{Reps: reps, Log: cmd.ErrOrStderr()}
+			var err error
+			if o.Models = splitList(models); len(o.Models) == 0 {
+				return fmt.Errorf("-m: name at least one model file")
+			}
+			if o.Prompts, err = intList("-p", prompts, 0); err != nil {
+				return err
+			}
+			if o.Gens, err = intList("-n", gens, 0); err != nil {
+				return err
+			}
+			if o.Threads, err = intList("-t", threads, 1); err != nil {
+				return err
+			}
+			for _, s := range splitList(isas) {
+				i, err := kernels.ParseISA(s)
+				if err != nil {
+					return fmt.Errorf("--isa: %w", err)
+				}
+				if !kernels.Supported(i) {
+					return fmt.Errorf("--isa %s: this CPU or build lacks it", i)
+				}
+				o.ISAs = append(o.ISAs, i)
+			}
+			if reps < 1 {
+				return fmt.Errorf("-r %d: want at least 1 repetition", reps)
+			}
+			mode, err := loader.ParseLoadMode(load)
+			if err != nil {
+				return fmt.Errorf("--load: %w", err)
+			}
+			switch ppMode {
+			case "batched":
+			case "serial":
+				o.Serial = true
+			default:
+				return fmt.Errorf("--pp-mode %q: want batched or serial", ppMode)
+			}
+			var write func(*bench.Report, io.Writer) error
+			switch output {
+			case "md":
+				write = (*bench.Report).WriteMarkdown
+			case "json":
+				write = (*bench.Report).WriteJSON
+			case "csv":
+				write = (*bench.Report).WriteCSV
+			default:
+				return fmt.Errorf("-o %q: want md, json or csv", output)
+			}
+			o.Open = func(path string) (*engine.Model, func(), error) {
+				lm, err := loadModelMode(path, o.Threads[0], mode)
+				if err != nil {
+					return nil, nil, err
+				}
+				return lm.model, lm.Close, nil
+			}
+			rep, err := bench.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if svgPath != "" {
+				if err := loader.WriteFileAtomic(svgPath, rep.WriteSVG); err != nil {
+					return err
+				}
+			}
+			return write(rep, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&models, "model", "m", "", "GGUF files or Hugging Face folders, comma-separated")
+	f.StringVarP(&prompts, "n-prompt", "p", "512", "prompt lengths for pp tests, comma-separated (0: none)")
+	f.StringVarP(&gens, "n-gen", "n", "128", "generation lengths for tg tests, comma-separated (0: none)")
+	f.IntVarP(&reps, "repetitions", "r", 5, "timed runs of each test (after one warm-up)")
+	f.StringVarP(&threads, "threads", "t", strconv.Itoa(defaultThreads()), "thread counts, comma-separated")
+	f.StringVar(&isas, "isa", "", "kernel paths, comma-separated: avx512, avxvnni, avx2, neon, generic (default: the best the CPU has)")
+	f.StringVarP(&output, "output", "o", "md", "output format: md, json or csv")
+	f.StringVar(&svgPath, "svg", "", "also draw tokens/s against threads, with the roofline, into this SVG file")
+	f.StringVar(&ppMode, "pp-mode", "batched", "how pp tests run a prompt: batched (engine.Batch steps) or serial (one Forward per token)")
+	f.StringVar(&load, "load", loader.LoadMmap.String(), "where weights live: mmap or copy (as for mole run)")
+	return cmd
+}
+
+// defaultThreads is llama-bench's default: every CPU this process may use.
+func defaultThreads() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// intList parses a comma-separated list of integers of at least lo.
+func intList(flag, s string, lo int) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		v, err := strconv.Atoi(p)
+		if err != nil || v < lo {
+			return nil, fmt.Errorf("%s: %q is not an integer >= %d", flag, p, lo)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
