@@ -159,6 +159,7 @@ func TestTrafficByHand(t *testing.T) {
 	mixtral.Bytes = 264776
 	//   multiply-adds: attention 2*(384*128), routers 2*4*128, experts 2*2*3*192*128, output 512*128
 	mixtral.MACs = 2*384*128 + 2*4*128 + 2*2*3*192*128 + 512*128
+	mixtral.FloatMACs = 2 * 4 * 128 // the F32 routers
 	// Qwen2-MoE in F16 (2 bytes a weight) adds q/k/v biases (256 floats a layer) and a shared
 	// expert of width 2*192 = 384 with its F32 gate vector of 128.
 	//   attention per layer: 384*128*2 = 98304; experts per layer: 2*3*192*128*2 + 3*384*128*2 + 512
@@ -166,6 +167,7 @@ func TestTrafficByHand(t *testing.T) {
 		Other: 256 + 512 + 2*(1024+1024)}
 	qwen.Bytes = 1517312
 	qwen.MACs = 2*384*128 + 2*4*128 + 2*(2*3*192*128+3*384*128+128) + 512*128
+	qwen.FloatMACs = qwen.MACs // F16 matrices, F32 routers and shared-expert gates: all float
 	for _, c := range []struct {
 		arch string
 		dt   loader.DType
@@ -181,7 +183,8 @@ func TestTrafficByHand(t *testing.T) {
 			t.Fatalf("%s: the hand computation does not add up: %d != %d", c.arch, sum, c.want.Bytes)
 		}
 		if got.Attention != c.want.Attention || got.Router != c.want.Router || got.Experts != c.want.Experts ||
-			got.Output != c.want.Output || got.Other != c.want.Other || got.Bytes != c.want.Bytes || got.MACs != c.want.MACs {
+			got.Output != c.want.Output || got.Other != c.want.Other || got.Bytes != c.want.Bytes || got.MACs != c.want.MACs ||
+			got.FloatMACs != c.want.FloatMACs {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.arch, got, c.want)
 		}
 		params, _ := ParamCount(tinyShape(t), c.arch)
@@ -237,7 +240,7 @@ func fakeReport() *Report {
 			} else {
 				x.NPrompt = 64
 			}
-			summarise(&x, Roofline{ReadGBs: 10, PeakGMACs: 100})
+			summarise(&x, Roofline{ReadGBs: 10, PeakGMACs: 100, PeakGFLOPs: 50})
 			r.Results = append(r.Results, x)
 		}
 	}
@@ -254,8 +257,25 @@ func TestStatistics(t *testing.T) {
 	if x.RoofKind != "bandwidth" || math.Abs(x.RoofTs-10e9/(1<<20)) > 1e-6 || math.Abs(x.RoofPct-100*15/x.RoofTs) > 1e-9 {
 		t.Errorf("roofline %v %v %v", x.RoofKind, x.RoofTs, x.RoofPct)
 	}
-	if pp := fakeReport().Results[0]; pp.RoofKind != "compute" || pp.RoofTs != 1e5 {
+	if pp := fakeReport().Results[0]; pp.RoofKind != "compute" || math.Abs(pp.RoofTs-1e5) > 1e-6 {
 		t.Errorf("pp roofline %v %v", pp.RoofKind, pp.RoofTs)
+	}
+	// pp of a model in float (F16): its 1e6 MACs are 2e6 FLOPs at 50 GFLOP/s, 25000 t/s;
+	// of a mixed one (3/4 integer, 1/4 float): 0.75e6/100e9 + 0.5e6/50e9 s, 1/(17.5 µs).
+	roof := Roofline{ReadGBs: 10, PeakGMACs: 100, PeakGFLOPs: 50}
+	for _, c := range []struct {
+		float int64
+		want  float64
+	}{{0, 1e5}, {1e6, 25000}, {250000, 1 / 17.5e-6}} {
+		x := Result{NPrompt: 64, SamplesNs: []int64{1e9}, SamplesTs: []float64{10}, MACsToken: 1e6, Traffic: Traffic{FloatMACs: c.float}}
+		summarise(&x, roof)
+		if x.RoofKind != "compute" || math.Abs(x.RoofTs-c.want) > 1e-6*c.want || x.PeakGFLOPs != 50 {
+			t.Errorf("pp with %d float MACs: roofline %v %v, want %v", c.float, x.RoofKind, x.RoofTs, c.want)
+		}
+	}
+	// A peak that was not measured gives no roof rather than a wrong one.
+	if got := computeRoof(1e6, 1e6, Roofline{PeakGMACs: 100}); got != 0 {
+		t.Errorf("float model without a float peak: roof %v", got)
 	}
 }
 
@@ -267,7 +287,7 @@ func TestReportFormats(t *testing.T) {
 	}
 	if !strings.Contains(md.String(), "| model | size | params | backend | threads | test | t/s | bytes/token | GB/s | % roofline | peak RSS |") ||
 		!strings.Contains(md.String(), "| llama 1M Q4_0 | 0.00 GiB | 1.00 M | CPU | 2 | tg16 | 15.00 ± 7.07 | 1.0 MiB |") ||
-		!strings.HasPrefix(md.String(), "CPU: Test CPU <x>") {
+		!strings.HasPrefix(md.String(), "CPU: Test CPU <x>") || !strings.Contains(md.String(), "float32 peak") {
 		t.Errorf("markdown:\n%s", md.String())
 	}
 	if err := r.WriteJSON(&js); err != nil {
@@ -309,9 +329,17 @@ func TestRooflineMeasures(t *testing.T) {
 	defer func(v int) { BufferBytes = v }(BufferBytes)
 	BufferBytes = 16 << 20
 	r := MeasureRoofline(1)
-	if r.ReadGBs <= 0 || r.PeakGMACs <= 0 || r.ISA == "" {
+	if r.ReadGBs <= 0 || r.PeakGMACs <= 0 || r.PeakGFLOPs <= 0 || r.GemmGMACs <= 0 || r.ISA == "" ||
+		r.PeakMethod == "" || r.FloatMethod == "" || r.GemmMethod == "" {
 		t.Errorf("%+v", r)
 	}
+	// The peak loop is what the cores can issue; a real kernel stays below it (by a wide
+	// margin on the SIMD paths, so a shared machine's noise cannot flip it).
+	if r.ISA != "generic" && r.GemmGMACs >= r.PeakGMACs {
+		t.Errorf("Q8_0 GEMM at %.1f GMAC/s is not below the int8 peak %.1f", r.GemmGMACs, r.PeakGMACs)
+	}
+	t.Logf("%s: read %.1f GB/s, int8 peak %.1f GMAC/s (%s), float32 peak %.1f GFLOP/s, Q8_0 GEMM %.1f GMAC/s",
+		r.ISA, r.ReadGBs, r.PeakGMACs, r.PeakMethod, r.PeakGFLOPs, r.GemmGMACs)
 	buf := make([]byte, 5<<20) // more than one 4 MiB piece
 	buf[len(buf)-96] = 1       // the first byte of a little-endian word: adds 1
 	if streamRead(buf) != 1 {

@@ -5,9 +5,12 @@
 // same in every repetition), a warm-up before the timed runs and the tokenizer and the
 // sampler left out, exactly as llama-bench leaves them out. Beside each result it puts
 // the roofline measured in the same process: the read bandwidth of a streaming loop
-// over a buffer far larger than the caches, and the integer multiply-add peak of the
-// chosen kernel path. Decode is bound by bandwidth ÷ the weight bytes one token reads
-// (counted from the model's actual dtypes, see Traffic); prefill by the compute peak.
+// over a buffer far larger than the caches, and the compute peaks of the chosen kernel
+// path: register-only loops of its int8 multiply instructions (kernels.IntPeakMACs) and
+// of its float32 FMA (kernels.FloatPeakFLOPs). Decode is bound by bandwidth ÷ the weight
+// bytes one token reads (counted from the model's actual dtypes, see Traffic); prefill
+// by the compute peaks, the integer one for quantized matrices and the float one for
+// F32/F16/BF16 matrices (so an F16 model's pp is measured against the FMA peak).
 //
 // Results print as llama-bench's markdown table (plus bytes/token, GB/s, % roofline and
 // peak RSS), as JSON with llama-bench's field names where one exists, as CSV, and as

@@ -52,9 +52,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	for _, ro := range r.Roofline {
-		fmt.Fprintf(w, "roofline %s, %d threads: read %.1f GB/s, Q8_0 integer peak %.1f GMAC/s\n", ro.ISA, ro.Threads, ro.ReadGBs, ro.PeakGMACs)
+		fmt.Fprintf(w, "roofline %s, %d threads: read %.1f GB/s, int8 peak %.1f GMAC/s, float32 peak %.1f GFLOP/s (Q8_0 GEMM achieves %.1f GMAC/s)\n",
+			ro.ISA, ro.Threads, ro.ReadGBs, ro.PeakGMACs, ro.PeakGFLOPs, ro.GemmGMACs)
 	}
-	_, err := fmt.Fprintf(w, "%% roofline: tg against read bandwidth / bytes per token (bw), pp against the integer peak / multiply-adds per token (compute).\n")
+	_, err := fmt.Fprintf(w, "%% roofline: tg against read bandwidth / bytes per token (bw); pp against the compute peaks (compute), "+
+		"1 / (int8 MACs per token / int8 peak + 2 x float MACs per token / float32 peak), with F32/F16/BF16 matrices counted as float. "+
+		"The peaks are register-only loops of the kernel path's multiply instructions (VPDPBUSD, VPMADDUBSW+VPMADDWD, SDOT or SMULL; VFMADD231PS or FMLA).\n")
 	return err
 }
 
@@ -81,7 +84,7 @@ var csvColumns = []string{
 	"build_commit", "cpu_info", "go_version", "model_filename", "model_type", "model_size", "model_n_params",
 	"model_n_params_active", "backends", "isa", "n_threads", "test", "n_prompt", "n_gen", "pp_mode", "repetitions",
 	"avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "bytes_per_token", "macs_per_token", "gb_s", "roofline_ts",
-	"roofline_by", "roofline_pct", "read_gb_s", "peak_gmac_s", "peak_rss_bytes", "samples_ns", "samples_ts",
+	"roofline_by", "roofline_pct", "read_gb_s", "peak_gmac_s", "peak_gflop_s", "peak_rss_bytes", "samples_ns", "samples_ts",
 }
 
 // WriteCSV writes one line per result with the environment repeated on each, as
@@ -101,7 +104,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			r.Commit, r.CPU, r.GoVersion, x.Model, x.ModelType, i(x.ModelSize), i(x.Params),
 			i(x.ActiveParams), x.Backend, x.ISA, strconv.Itoa(x.Threads), x.Test, strconv.Itoa(x.NPrompt), strconv.Itoa(x.NGen),
 			x.PPMode, strconv.Itoa(x.Reps), i(x.AvgNs), i(x.StddevNs), f(x.AvgTs), f(x.StddevTs), i(x.BytesToken),
-			i(x.MACsToken), f(x.GBs), f(x.RoofTs), x.RoofKind, f(x.RoofPct), f(x.ReadGBs), f(x.PeakGMACs), i(x.PeakRSS),
+			i(x.MACsToken), f(x.GBs), f(x.RoofTs), x.RoofKind, f(x.RoofPct), f(x.ReadGBs), f(x.PeakGMACs), f(x.PeakGFLOPs), i(x.PeakRSS),
 			strings.Join(ns, ";"), strings.Join(ts, ";"),
 		})
 	}

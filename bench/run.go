@@ -62,7 +62,8 @@ type Result struct {
 	RoofKind     string    `json:"roofline_by"`  // "bandwidth" or "compute"
 	RoofPct      float64   `json:"roofline_pct"` // 100 × avg_ts / roofline_ts
 	ReadGBs      float64   `json:"read_gb_s"`
-	PeakGMACs    float64   `json:"peak_gmac_s"`
+	PeakGMACs    float64   `json:"peak_gmac_s"`  // the int8 peak loop (Roofline.PeakGMACs)
+	PeakGFLOPs   float64   `json:"peak_gflop_s"` // the float32 FMA peak loop (Roofline.PeakGFLOPs)
 	PeakRSS      int64     `json:"peak_rss_bytes"`
 	Traffic      Traffic   `json:"traffic"`
 }
@@ -111,7 +112,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Notes = append(rep.Notes, pp+"; tg<N>: N tokens one at a time from position 0",
 		"tokens are a fixed synthetic sequence (no tokenizer, no sampling), so expert routing is the same in every repetition; a warm-up run precedes the timed ones",
 		"bytes/token: weights one token reads at the stored dtypes (attention, router, activated experts, output head, embedding row, norms); KV cache reads excluded",
-		"roofline: tg by read_gb_s / bytes_per_token, pp by peak_gmac_s / macs_per_token")
+		"roofline: tg by read_gb_s / bytes_per_token; pp by the compute peaks, 1 / (integer MACs per token / peak_gmac_s + 2 x traffic.float_macs / peak_gflop_s), "+
+			"where integer MACs are macs_per_token - traffic.float_macs (matrices in Q8_0, Q4_0 and mole's types run in int8; F32, F16 and BF16 ones in float32) "+
+			"and the peaks are register-only loops of the kernel path's multiply instructions (roofline[].peak_method, float_peak_method); "+
+			"gemm_gmac_s is what the Q8_0 GEMM kernel achieves in cache, shown for comparison")
 	for _, path := range o.Models {
 		res, err := runModel(ctx, o, path, isas, roofs)
 		if err != nil {
@@ -298,17 +302,41 @@ func summarise(r *Result, roof Roofline) {
 	r.AvgNs, r.StddevNs = int64(meanNs), int64(math.Sqrt(vNs))
 	r.AvgTs, r.StddevTs = meanTs, math.Sqrt(vTs)
 	r.GBs = meanTs * float64(r.BytesToken) / 1e9
-	r.ReadGBs, r.PeakGMACs = roof.ReadGBs, roof.PeakGMACs
+	r.ReadGBs, r.PeakGMACs, r.PeakGFLOPs = roof.ReadGBs, roof.PeakGMACs, roof.PeakGFLOPs
 	// As the issue defines the roofs: decode reads every active weight once per token, so
 	// bandwidth bounds it; prefill reuses each weight across a batch, so compute does.
 	if r.NGen > 0 {
 		r.RoofTs, r.RoofKind = roof.ReadGBs*1e9/float64(max(r.BytesToken, 1)), "bandwidth"
 	} else {
-		r.RoofTs, r.RoofKind = roof.PeakGMACs*1e9/float64(max(r.MACsToken, 1)), "compute"
+		r.RoofTs, r.RoofKind = computeRoof(r.MACsToken, r.Traffic.FloatMACs, roof), "compute"
 	}
 	if r.RoofTs > 0 {
 		r.RoofPct = 100 * meanTs / r.RoofTs
 	}
+}
+
+// computeRoof is the prefill bound in tokens/s: a token's integer multiply-adds at the
+// int8 peak plus its float ones (2 FLOPs each) at the float32 FMA peak, one after the
+// other, as the engine runs them. 0 when a peak the model needs was not measured.
+func computeRoof(macs, floatMACs int64, roof Roofline) float64 {
+	intMACs := float64(macs - floatMACs)
+	var sec float64
+	if intMACs > 0 {
+		if roof.PeakGMACs <= 0 {
+			return 0
+		}
+		sec += intMACs / (roof.PeakGMACs * 1e9)
+	}
+	if floatMACs > 0 {
+		if roof.PeakGFLOPs <= 0 {
+			return 0
+		}
+		sec += 2 * float64(floatMACs) / (roof.PeakGFLOPs * 1e9)
+	}
+	if sec <= 0 {
+		return 0
+	}
+	return 1 / sec
 }
 
 // modelType is llama.cpp's model description: architecture, size, weight type

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/loader"
 )
 
 // Traffic is what one decoded token costs in weights: the bytes read from the model
@@ -16,13 +17,14 @@ type Traffic struct {
 	Router    int64 `json:"router"`
 	Experts   int64 `json:"experts"` // the activated routed experts and any shared expert
 	DenseFFN  int64 `json:"dense_ffn"`
-	Output    int64 `json:"output"`    // the output head
-	Other     int64 `json:"other"`     // embedding row, norms, biases
-	Bytes     int64 `json:"bytes"`     // the sum of the above
-	MACs      int64 `json:"macs"`      // multiply-adds of the matrix products
-	Params    int64 `json:"params"`    // every weight in the model
-	Active    int64 `json:"active"`    // weights used by one token (an embedding row, not the table)
-	FileBytes int64 `json:"file_size"` // bytes of the weight tensors as stored
+	Output    int64 `json:"output"`     // the output head
+	Other     int64 `json:"other"`      // embedding row, norms, biases
+	Bytes     int64 `json:"bytes"`      // the sum of the above
+	MACs      int64 `json:"macs"`       // multiply-adds of the matrix products
+	FloatMACs int64 `json:"float_macs"` // the part of MACs in matrices stored as F32, F16 or BF16 (float32 arithmetic)
+	Params    int64 `json:"params"`     // every weight in the model
+	Active    int64 `json:"active"`     // weights used by one token (an embedding row, not the table)
+	FileBytes int64 `json:"file_size"`  // bytes of the weight tensors as stored
 }
 
 // TrafficOf counts a loaded model's per-token traffic from its matrices' actual dtypes.
@@ -35,6 +37,9 @@ func TrafficOf(m *engine.Model) Traffic {
 		}
 		*dst += int64(len(mm.Data)) * int64(times)
 		t.MACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
+		if floatDType(mm.DType) {
+			t.FloatMACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
+		}
 		t.Active += int64(mm.Rows) * int64(mm.Cols) * int64(times)
 	}
 	// total counts a tensor that is stored (once) whether or not a token reads it.
@@ -92,4 +97,10 @@ func TrafficOf(m *engine.Model) Traffic {
 	}
 	t.Bytes = t.Attention + t.Router + t.Experts + t.DenseFFN + t.Output + t.Other
 	return t
+}
+
+// floatDType reports whether matrices of dt multiply in float32 (every other type the
+// engine supports runs through the int8 kernels).
+func floatDType(dt loader.DType) bool {
+	return dt == loader.F32 || dt == loader.F16 || dt == loader.BF16
 }

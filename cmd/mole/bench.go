@@ -28,8 +28,9 @@ func newBenchCmd() *cobra.Command {
 tests and columns, so the numbers can be put beside llama-bench's, and add what llama-bench
 does not say: the weight bytes one token reads, the bandwidth that implies, and how close
 the run came to the roofline measured in the same process (read bandwidth of a streaming
-loop over a buffer far larger than the caches for tg; the integer multiply-add peak of the
-kernel path for pp).
+loop over a buffer far larger than the caches for tg; for pp the int8 multiply peak of the
+kernel path for quantized weights and its float32 FMA peak for F32/F16/BF16 weights,
+each a register-only loop of the path's own instructions).
 
 Tokens are a fixed synthetic sequence, so expert routing is the same in every run; a
 warm-up run precedes the timed ones; the tokenizer and the sampler are not measured.

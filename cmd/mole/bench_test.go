@@ -45,7 +45,7 @@ func TestBenchCLI(t *testing.T) {
 		for _, k := range []string{"model_filename", "model_type", "model_size", "model_n_params", "model_n_params_active",
 			"backends", "isa", "n_threads", "test", "pp_mode", "repetitions", "samples_ns", "samples_ts", "avg_ns", "avg_ts",
 			"bytes_per_token", "macs_per_token", "gb_s", "roofline_ts", "roofline_by", "roofline_pct", "read_gb_s",
-			"peak_gmac_s", "peak_rss_bytes", "traffic"} {
+			"peak_gmac_s", "peak_gflop_s", "peak_rss_bytes", "traffic"} {
 			if isZero(row[k]) {
 				t.Errorf("%v: field %s is missing or zero", row["test"], k)
 			}
