@@ -90,6 +90,22 @@ func TrafficOf(m *engine.Model) Traffic {
 				total(L.ExpDown[e])
 			}
 		}
+		if lf := L.Latent; lf != nil {
+			// MoLE: a token reads the bases of the groups its experts use (at most
+			// NExpertUsed of them; one when every expert shares a basis) and the small
+			// matrices of NExpertUsed experts.
+			used := min(c.NExpertUsed, len(lf.GateIn))
+			for _, mm := range []*engine.Matrix{lf.GateIn[0], lf.UpIn[0], lf.DownOut[0]} {
+				mat(&t.Experts, mm, used)
+			}
+			for _, mm := range []*engine.Matrix{lf.ExpGate[0], lf.ExpUp[0], lf.ExpDown[0]} {
+				mat(&t.Experts, mm, c.NExpertUsed)
+			}
+			shared, perExpert := lf.Matrices()
+			for _, mm := range append(shared, perExpert...) {
+				total(mm)
+			}
+		}
 		for _, mm := range []*engine.Matrix{L.ShGate, L.ShUp, L.ShDown, L.ShGateInp} {
 			mat(&t.Experts, mm, 1)
 			total(mm)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mole-llm/mole/kernels"
+	"github.com/mole-llm/mole/loader"
 	"github.com/mole-llm/mole/moe"
 )
 
@@ -57,11 +58,12 @@ type Batch struct {
 	inv                   []float64
 	router                *moe.Router
 
-	// Inputs of Q8_0/Q4_0 products quantised to Q8_0 blocks, as Forward quantises them
-	// (see Matrix.Quantized): xq per item, hq per item and FFN part.
-	xq, hq             []byte
-	xqStride, hqStride int
-	kParts             int
+	// Inputs of Quantized products encoded as Forward encodes them (Model.quantAct), one
+	// after the other as the GEMM kernels take them: xq, one per item of the product; xqp,
+	// the FFN input packed per part (each part's users in order); hq, the hidden
+	// activations of every part's users (see batchPart).
+	xq, xqp, hq []byte
+	kParts      int
 
 	items []BatchItem
 	k, v  [][]float32 // each item's K and V slot in its State's cache for the current layer
@@ -76,7 +78,8 @@ type Batch struct {
 	atRun  func(lo, hi int)
 	upRun  func(lo, hi int)
 	dnRun  func(lo, hi int)
-	hidden int // per-item length of h
+	hidden int            // per-item length of h
+	lat    *latentScratch // MoLE layers (latent.go); nil without them
 }
 
 // batchPart is one FFN expert (or the dense FFN, or the shared expert) in a step.
@@ -84,6 +87,11 @@ type batchPart struct {
 	gate, up, down *Matrix
 	rows           int
 	users          []partUser
+
+	// Quantised inputs of the users, one after the other (the GEMM kernels' layout): xq
+	// for gate and up, hq (hqn bytes each) for down.
+	xq, hq []byte
+	hqn    int
 }
 
 // partUser is an item that routed to a part: its slot in the item's expert order (which
@@ -110,8 +118,8 @@ func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 		kParts = c.NExpertUsed + 1
 		hidden = max(hidden, c.NExpertUsed*c.NFFExpert+c.NFFShared)
 	}
-	xqStride := kernels.Q8ActBytes(max(c.NEmbd, qDim) + kernels.QK)
-	hqStride := kernels.Q8ActBytes(max(c.NFF, c.NFFExpert, c.NFFShared) + kernels.QK)
+	xqStride := m.actBuf(max(c.NEmbd, qDim), 1)
+	hqStride := m.actBuf(max(c.NFF, c.NFFExpert, c.NFFShared), 1)
 	b := &Batch{
 		m: m, max: maxItems, ctx: ctx,
 		x: make([]float32, maxItems*c.NEmbd), xn: make([]float32, maxItems*c.NEmbd),
@@ -131,8 +139,8 @@ func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 		parts:  make([]batchPart, 0, max(c.NExpert, 1)+1),
 		byExp:  make([]int, c.NExpert),
 		hidden: hidden,
-		xq:     make([]byte, maxItems*xqStride), hq: make([]byte, maxItems*kParts*hqStride),
-		xqStride: xqStride, hqStride: hqStride, kParts: kParts,
+		xq:     make([]byte, maxItems*xqStride), xqp: make([]byte, maxItems*kParts*xqStride),
+		hq: make([]byte, maxItems*kParts*hqStride), kParts: kParts,
 	}
 	for i := 0; i < cap(b.parts); i++ {
 		b.parts = append(b.parts, batchPart{users: make([]partUser, 0, maxItems)})
@@ -149,6 +157,7 @@ func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 	b.atRun = b.at.run
 	b.upRun = b.ffnUp
 	b.dnRun = b.ffnDown
+	b.lat = m.newLatentScratch(maxItems)
 	return b
 }
 
@@ -301,6 +310,10 @@ func (b *Batch) Forward(items []BatchItem) {
 
 // ffn writes the FFN output of every item's xn to its tmp.
 func (b *Batch) ffn(p *Pool, L *Layer, l int) {
+	if L.Latent != nil {
+		b.latentFFN(p, L, l)
+		return
+	}
 	c := &b.m.Config
 	items := b.items
 	b.parts = b.parts[:0]
@@ -356,9 +369,24 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 	}
 	ne := c.NEmbd
 	if upQ {
-		qn := kernels.Q8ActBytes(ne)
+		// Every item's input once, then for each part its users' inputs packed one after
+		// the other, the layout the GEMM kernels take.
+		qn := b.m.actBytes(ne)
 		for i := range items {
-			kernels.QuantizeQ8_0Act(b.xq[i*b.xqStride:i*b.xqStride+qn], b.xn[i*ne:(i+1)*ne])
+			b.m.quantAct(b.xq[i*qn:(i+1)*qn], b.xn[i*ne:(i+1)*ne])
+		}
+		o := 0
+		for i := range b.parts {
+			pt := &b.parts[i]
+			if L.Router == nil {
+				pt.xq = b.xq[:len(items)*qn] // all items in order: already packed
+				continue
+			}
+			pt.xq = b.xqp[o : o+len(pt.users)*qn]
+			for k, u := range pt.users {
+				copy(pt.xq[k*qn:(k+1)*qn], b.xq[u.item*qn:(u.item+1)*qn])
+			}
+			o += len(pt.users) * qn
 		}
 	}
 	p.RunChunk(rows, b.chunk(rows, 2*ne*len(items)*c.NExpertUsed/max(len(b.parts), 1)), b.upRun)
@@ -370,21 +398,19 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 			kernels.SiLUMul(b.h[o:o+pt.rows], b.u[o:o+pt.rows])
 		}
 	}
+	o := 0
 	for i := range b.parts {
 		if pt := &b.parts[i]; pt.down.Quantized() {
-			for _, u := range pt.users {
+			pt.hqn = b.m.actBytes(pt.rows)
+			pt.hq = b.hq[o : o+len(pt.users)*pt.hqn]
+			o += len(pt.hq)
+			for k, u := range pt.users {
 				h := b.h[u.item*b.hidden+u.off : u.item*b.hidden+u.off+pt.rows]
-				kernels.QuantizeQ8_0Act(b.hqFor(u, pt.rows), h)
+				b.m.quantAct(pt.hq[k*pt.hqn:(k+1)*pt.hqn], h)
 			}
 		}
 	}
 	p.RunChunk(ne, b.chunk(ne, b.hidden*len(items)), b.dnRun)
-}
-
-// hqFor is where user u's hidden activations of a part of rows rows are kept quantised.
-func (b *Batch) hqFor(u partUser, rows int) []byte {
-	o := (u.item*b.kParts + u.slot) * b.hqStride
-	return b.hq[o : o+kernels.Q8ActBytes(rows)]
 }
 
 func (b *Batch) addPart(gate, up, down *Matrix) *batchPart {
@@ -392,6 +418,7 @@ func (b *Batch) addPart(gate, up, down *Matrix) *batchPart {
 	pt := &b.parts[len(b.parts)-1]
 	pt.gate, pt.up, pt.down, pt.rows = gate, up, down, gate.Rows
 	pt.users = pt.users[:0]
+	pt.xq, pt.hq, pt.hqn = nil, nil, 0
 	return pt
 }
 
@@ -402,18 +429,45 @@ func (b *Batch) ffnUp(lo, hi int) {
 	var xs [dotGroup][]float32
 	var xqs [dotGroup][]byte
 	var gs, vs [dotGroup]float32
-	qn := kernels.Q8ActBytes(ne)
+	var tile [gemmTile]float32
+	qn := b.m.actBytes(ne)
 	base := 0
 	for pi := range b.parts {
 		pt := &b.parts[pi]
 		a, e := max(lo, base), min(hi, base+pt.rows)
+		if a < e && pt.gate.gemm() && pt.up.gemm() {
+			nu := len(pt.users)
+			tn, rt := gemmShape(nu)
+			for r0 := a - base; r0 < e-base; r0 += rt {
+				r1 := min(r0+rt, e-base)
+				for u0 := 0; u0 < nu; u0 += tn {
+					us := pt.users[u0:min(u0+tn, nu)]
+					xq := pt.xq[u0*qn : (u0+len(us))*qn]
+					for mi, m := range [2]*Matrix{pt.gate, pt.up} {
+						dst := b.h
+						if mi == 1 {
+							dst = b.u
+						}
+						out := tile[:len(us)*(r1-r0)]
+						m.gemmRows(out, r0, r1, xq, len(us))
+						for k, u := range us {
+							copy(dst[u.item*b.hidden+u.off+r0:u.item*b.hidden+u.off+r1], out[k*(r1-r0):(k+1)*(r1-r0)])
+						}
+					}
+				}
+			}
+			base += pt.rows
+			continue
+		}
 		for r := a; r < e; r++ {
 			i := r - base
 			for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
 				us := pt.users[u0:min(u0+dotGroup, len(pt.users))]
 				for k, u := range us {
 					xs[k] = b.xn[u.item*ne : (u.item+1)*ne]
-					xqs[k] = b.xq[u.item*b.xqStride : u.item*b.xqStride+qn]
+					if pt.xq != nil {
+						xqs[k] = pt.xq[(u0+k)*qn : (u0+k+1)*qn]
+					}
 				}
 				rowDots(pt.gate, i, xs[:len(us)], xqs[:len(us)], gs[:len(us)])
 				rowDots(pt.up, i, xs[:len(us)], xqs[:len(us)], vs[:len(us)])
@@ -436,45 +490,72 @@ func (b *Batch) ffnDown(lo, hi int) {
 	var xs [dotGroup][]float32
 	var xqs [dotGroup][]byte
 	var res [dotGroup]float32
-	for r := lo; r < hi; r++ {
+	var tile [gemmTile]float32
+	_, rt := gemmShape(len(b.items))
+	for r0 := lo; r0 < hi; r0 += rt {
+		r1 := min(r0+rt, hi)
 		for pi := range b.parts {
 			pt := &b.parts[pi]
-			for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
-				us := pt.users[u0:min(u0+dotGroup, len(pt.users))]
-				for k, u := range us {
-					xs[k] = b.h[u.item*b.hidden+u.off : u.item*b.hidden+u.off+pt.rows]
-					xqs[k] = b.hqFor(u, pt.rows)
+			if pt.down.gemm() {
+				nu := len(pt.users)
+				tn, _ := gemmShape(nu)
+				for u0 := 0; u0 < nu; u0 += tn {
+					us := pt.users[u0:min(u0+tn, nu)]
+					out := tile[:len(us)*(r1-r0)]
+					pt.down.gemmRows(out, r0, r1, pt.hq[u0*pt.hqn:(u0+len(us))*pt.hqn], len(us))
+					for k, u := range us {
+						o := (u.item*kParts + u.slot) * ne
+						for r := r0; r < r1; r++ {
+							b.part[o+r] = u.w * out[k*(r1-r0)+r-r0]
+						}
+					}
 				}
-				rowDots(pt.down, r, xs[:len(us)], xqs[:len(us)], res[:len(us)])
-				for k, u := range us {
-					b.part[(u.item*kParts+u.slot)*ne+r] = u.w * res[k]
+				continue
+			}
+			for r := r0; r < r1; r++ {
+				for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
+					us := pt.users[u0:min(u0+dotGroup, len(pt.users))]
+					for k, u := range us {
+						xs[k] = b.h[u.item*b.hidden+u.off : u.item*b.hidden+u.off+pt.rows]
+						if pt.hq != nil {
+							xqs[k] = pt.hq[(u0+k)*pt.hqn : (u0+k+1)*pt.hqn]
+						}
+					}
+					rowDots(pt.down, r, xs[:len(us)], xqs[:len(us)], res[:len(us)])
+					for k, u := range us {
+						b.part[(u.item*kParts+u.slot)*ne+r] = u.w * res[k]
+					}
 				}
 			}
 		}
-		for i := range b.items {
-			var sum float32
-			for j := 0; j < b.nParts[i]; j++ {
-				sum += b.part[(i*kParts+j)*ne+r]
+		for r := r0; r < r1; r++ {
+			for i := range b.items {
+				var sum float32
+				for j := 0; j < b.nParts[i]; j++ {
+					sum += b.part[(i*kParts+j)*ne+r]
+				}
+				b.tmp[i*ne+r] = sum
 			}
-			b.tmp[i*ne+r] = sum
 		}
 	}
 }
 
 // chunk picks rows per pool chunk for rows of cost multiply-adds each: about four chunks
 // per worker but at least ~16K multiply-adds, below which waking a worker does not pay.
+// Chunks are whole 4-row strips, the unit of the GEMM kernels (a lone row costs a strip).
 func (b *Batch) chunk(rows, cost int) int {
 	w := b.m.pool.Workers()
 	c := (rows + 4*w - 1) / (4 * w)
-	return max(c, 16384/max(cost, 1))
+	c = max(c, 16384/max(cost, 1))
+	return (c + 3) &^ 3
 }
 
 func (b *Batch) runMM(p *Pool) {
 	j := &b.mm
 	if j.quant {
-		qn := kernels.Q8ActBytes(j.inDim)
+		qn := b.m.actBytes(j.inDim)
 		for k := 0; k < j.n; k++ {
-			kernels.QuantizeQ8_0Act(b.xq[k*b.xqStride:k*b.xqStride+qn], j.in[k*j.inDim:(k+1)*j.inDim])
+			b.m.quantAct(b.xq[k*qn:(k+1)*qn], j.in[k*j.inDim:(k+1)*j.inDim])
 		}
 	}
 	p.RunChunk(j.rows, b.chunk(j.rows, j.inDim*j.n), b.mmRun)
@@ -483,6 +564,37 @@ func (b *Batch) runMM(p *Pool) {
 // dotGroup is how many activation vectors one pass over a weight row serves (a stack array
 // holds them, so the pool's chunk functions need no shared scratch).
 const dotGroup = 8
+
+// gemmTile is the number of outputs (rows x tokens) of one GEMM call of a Q8_0/Q4_0
+// product, kept on the chunk function's stack: the kernels write them token-major and
+// the caller scatters them to each item's destination.
+const gemmTile = 4096
+
+// gemmShape splits a GEMM over ntok tokens into calls of tn tokens and rt rows (a
+// multiple of the kernels' 4-row strips) whose outputs fit in a gemmTile.
+func gemmShape(ntok int) (tn, rt int) {
+	tn = max(1, min(ntok, gemmTile/4))
+	rt = max(4, gemmTile/tn&^3)
+	return tn, rt
+}
+
+// gemm reports whether products with m run on kernels.GemmQ8_0/GemmQ4_0, which read each
+// row once for all the tokens of a step and equal GemvQ8_0/GemvQ4_0 (Forward) per token
+// bit for bit.
+func (m *Matrix) gemm() bool {
+	return m.mole == nil && (m.qk == qkQ8_0 || m.qk == qkQ4_0)
+}
+
+// gemmRows writes rows lo..hi-1 of M times ntok inputs quantised one after the other in
+// xq into out, token-major (out[t*(hi-lo)+r-lo]).
+func (m *Matrix) gemmRows(out []float32, lo, hi int, xq []byte, ntok int) {
+	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
+	if m.qk == qkQ4_0 {
+		kernels.GemmQ4_0(out, hi-lo, w, m.Cols, xq, ntok)
+	} else {
+		kernels.GemmQ8_0(out, hi-lo, w, m.Cols, xq, ntok)
+	}
+}
 
 // batchMatMul computes up to four products sharing one input, each weight row against all
 // n input vectors (input of item i at in[i*inDim:]). Item i's output of matrix t goes to
@@ -518,20 +630,40 @@ func (j *batchMatMul) add(m *Matrix, out []float32, stride int, perItem [][]floa
 }
 
 func (j *batchMatMul) run(lo, hi int) {
+	b, qn := j.b, j.b.m.actBytes(j.inDim)
+	var xs [dotGroup][]float32
+	var xqs [dotGroup][]byte
+	var res [dotGroup]float32
+	var tile [gemmTile]float32
 	for t := 0; t < j.nm; t++ {
 		a, e := max(lo, j.offs[t]), min(hi, j.offs[t+1])
 		m, base := j.mats[t], j.offs[t]
-		var xs [dotGroup][]float32
-		var xqs [dotGroup][]byte
-		var res [dotGroup]float32
-		b, qn := j.b, kernels.Q8ActBytes(j.inDim)
+		if a < e && m.gemm() {
+			tn, rt := gemmShape(j.n)
+			for r0 := a - base; r0 < e-base; r0 += rt {
+				r1 := min(r0+rt, e-base)
+				for k0 := 0; k0 < j.n; k0 += tn {
+					g := min(tn, j.n-k0)
+					out := tile[:g*(r1-r0)]
+					m.gemmRows(out, r0, r1, b.xq[k0*qn:(k0+g)*qn], g)
+					for k := range g {
+						for i := r0; i < r1; i++ {
+							j.store(t, i, k0+k, out[k*(r1-r0)+i-r0])
+						}
+					}
+				}
+			}
+			continue
+		}
 		for r := a; r < e; r++ {
 			i := r - base
 			for k0 := 0; k0 < j.n; k0 += dotGroup {
 				g := min(dotGroup, j.n-k0)
 				for k := range g {
 					xs[k] = j.in[(k0+k)*j.inDim : (k0+k+1)*j.inDim]
-					xqs[k] = b.xq[(k0+k)*b.xqStride : (k0+k)*b.xqStride+qn]
+					if j.quant {
+						xqs[k] = b.xq[(k0+k)*qn : (k0+k+1)*qn]
+					}
 				}
 				rowDots(m, i, xs[:g], xqs[:g], res[:g])
 				for k := range g {
@@ -707,9 +839,9 @@ func (q *Sequence) Advance(logits []float32) (bool, error) {
 
 // rowDots sets res[k] = row i of m · xs[k] for every k (xqs[k] is xs[k] quantised, used
 // when m is Quantized), with the kernels Forward uses, so that an item's result is Forward's
-// and never depends on which other items share its step. The row stays in L1 across the
-// vectors. (Decoding each F16 weight once for two vectors in Go was tried: the assembly
-// DotF16 per vector is several times faster.)
+// and never depends on which other items share its step. Float rows go through the
+// batched dot kernels, which read the row once for several vectors and give each vector
+// the single-vector kernel's bits.
 func rowDots(m *Matrix, i int, xs [][]float32, xqs [][]byte, res []float32) {
 	if m.Quantized() {
 		// Row by row gives the same rounding as Forward's blocks of rows (MulRowsQ).
@@ -717,6 +849,19 @@ func rowDots(m *Matrix, i int, xs [][]float32, xqs [][]byte, res []float32) {
 			m.MulRowsQ(res[k:k+1], i, i+1, xqs[k])
 		}
 		return
+	}
+	if m.mole == nil {
+		switch m.DType {
+		case loader.F16:
+			kernels.DotF16Multi(m.Row(i), xs, res)
+			return
+		case loader.F32:
+			kernels.DotF32BytesMulti(m.Row(i), xs, res)
+			return
+		case loader.BF16:
+			kernels.DotBF16Multi(m.Row(i), xs, res)
+			return
+		}
 	}
 	for k, x := range xs {
 		res[k] = m.DotRow(i, x)

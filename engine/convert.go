@@ -34,7 +34,43 @@ const ggufQuantVersion = 2
 // Tokenizer metadata is copied when m was loaded from a GGUF file; a Hugging Face
 // tokenizer is converted as llama.cpp's converter does (see setGGUFVocab).
 func WriteGGUF(m *Model, path string, dtype loader.DType) error {
+	return WriteGGUFWith(m, path, GGUFOptions{DType: dtype})
+}
+
+// EncodedTensor is one tensor a GGUFOptions.Encode returns for one matrix: the matrix
+// itself (Suffix "") or a companion (".scale", ".group", an MWQ plane), with the shape
+// of one matrix; for stacked experts the writer concatenates the experts' tensors and
+// prepends the expert dimension.
+type EncodedTensor struct {
+	Suffix string
+	DType  loader.DType
+	Shape  []int
+	Data   []byte
+}
+
+// GGUFOptions configures WriteGGUFWith.
+type GGUFOptions struct {
+	// DType is the type of the weight matrices Encode leaves to the writer (and of all
+	// of them when Encode is nil): F32, F16, BF16, Q8_0 or Q4_0.
+	DType loader.DType
+	// Encode, when set, encodes one weight matrix (w row-major [rows][cols], after the
+	// writer's q/k row permutation; expert is the index within a stacked tensor, else
+	// -1). It returns nil to leave the matrix to DType. Routers are never passed to it.
+	Encode func(name string, w []float32, rows, cols, expert int) ([]EncodedTensor, error)
+	// Router is the routers' type: F32 (the default), F16 or Q8_0.
+	Router loader.DType
+	// Meta is added to the metadata (mole.quant.* keys).
+	Meta map[string]loader.Value
+	// Progress, when set, is called after each weight matrix with the weights done and
+	// the total.
+	Progress func(done, total int64)
+}
+
+// WriteGGUFWith is WriteGGUF with per-matrix encoding (mole quantize). general.file_type
+// is written only for files whose matrices are all in one llama.cpp type.
+func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 	c := &m.Config
+	dtype := o.DType
 	arch, ok := ggufArch[c.Family]
 	if !ok {
 		return fmt.Errorf("write GGUF: family %q has no GGUF architecture", c.Family)
@@ -43,9 +79,21 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 	if !ok {
 		return fmt.Errorf("write GGUF: cannot write weights as %v (F32, F16, BF16, Q8_0, Q4_0)", dtype)
 	}
+	router := o.Router
+	if router == 0 {
+		router = loader.F32
+	}
+	if _, ok := ggufFileType[router]; !ok {
+		return fmt.Errorf("write GGUF: cannot write routers as %v", router)
+	}
 	w := loader.NewGGUFWriter()
 	w.Set("general.architecture", loader.StringValue(arch))
-	w.Set("general.file_type", loader.Uint32Value(ft))
+	if o.Encode == nil {
+		w.Set("general.file_type", loader.Uint32Value(ft))
+	}
+	for k, v := range o.Meta {
+		w.Set(k, v)
+	}
 	u := func(key string, v int) { w.Set(arch+"."+key, loader.Uint32Value(uint32(v))) }
 	u("block_count", c.NLayer)
 	u("context_length", c.CtxLen)
@@ -78,7 +126,8 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 	switch {
 	case m.src != nil && m.src.GGUF != nil:
 		for _, kv := range m.src.GGUF.KV {
-			if strings.HasPrefix(kv.Key, "tokenizer.") {
+			// A MoLE file's description (mole.mole.*) stays with its latent tensors.
+			if strings.HasPrefix(kv.Key, "tokenizer.") || strings.HasPrefix(kv.Key, "mole.mole.") {
 				w.Set(kv.Key, kv.Value)
 			}
 		}
@@ -104,6 +153,10 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 			add(name, loader.F32, []int{len(v)}, kernels.QuantizeF32(nil, v))
 		}
 	}
+	var total, done int64
+	if o.Progress != nil {
+		total = m.weightCount()
+	}
 	// mat encodes matrices (one, or several stacked) in dtype; rowPerm, when set,
 	// gives the source row of each output row.
 	mat := func(name string, dt loader.DType, rowPerm func(int) int, ms ...*Matrix) {
@@ -111,6 +164,18 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 			return
 		}
 		rows, cols := ms[0].Rows, ms[0].Cols
+		if o.Progress != nil {
+			defer func() {
+				done += int64(len(ms) * rows * cols)
+				o.Progress(done, total)
+			}()
+		}
+		if o.Encode != nil && dt == dtype && !strings.HasSuffix(name, "ffn_gate_inp.weight") {
+			var ok bool
+			if ok, err = encodeMatrices(w, name, rowPerm, o.Encode, ms); ok || err != nil {
+				return
+			}
+		}
 		if (dt == loader.Q8_0 || dt == loader.Q4_0) && cols%kernels.QK != 0 {
 			dt = loader.F16
 		}
@@ -173,10 +238,16 @@ func WriteGGUF(m *Model, path string, dtype loader.DType) error {
 			mat(n("ffn_down.weight"), dtype, nil, L.Down)
 			continue
 		}
-		mat(n("ffn_gate_inp.weight"), loader.F32, nil, L.Router)
-		mat(n("ffn_gate_exps.weight"), dtype, nil, L.ExpGate...)
-		mat(n("ffn_up_exps.weight"), dtype, nil, L.ExpUp...)
-		mat(n("ffn_down_exps.weight"), dtype, nil, L.ExpDown...)
+		mat(n("ffn_gate_inp.weight"), router, nil, L.Router)
+		if L.Latent != nil { // MoLE (latent_convert.go)
+			for _, t := range L.Latent.latentTensors(l) {
+				mat(t.name, dtype, nil, t.ms...)
+			}
+		} else {
+			mat(n("ffn_gate_exps.weight"), dtype, nil, L.ExpGate...)
+			mat(n("ffn_up_exps.weight"), dtype, nil, L.ExpUp...)
+			mat(n("ffn_down_exps.weight"), dtype, nil, L.ExpDown...)
+		}
 		if L.ShGate != nil {
 			mat(n("ffn_gate_shexp.weight"), dtype, nil, L.ShGate)
 			mat(n("ffn_up_shexp.weight"), dtype, nil, L.ShUp)
@@ -217,4 +288,84 @@ func encodeRow(dst []byte, dt loader.DType, row []float32) []byte {
 		return kernels.QuantizeQ4_0(dst, row)
 	}
 	panic("encodeRow: unsupported type " + dt.String())
+}
+
+// encodeMatrices writes ms (one matrix, or the experts of a stacked tensor) through
+// encode; it reports false when encode leaves them to the writer's default type.
+func encodeMatrices(w *loader.GGUFWriter, name string, rowPerm func(int) int,
+	encode func(string, []float32, int, int, int) ([]EncodedTensor, error), ms []*Matrix) (bool, error) {
+	rows, cols := ms[0].Rows, ms[0].Cols
+	stacked := len(ms) > 1 || strings.HasSuffix(name, "_exps.weight")
+	var parts []EncodedTensor
+	buf := make([]float32, rows*cols)
+	for e, mm := range ms {
+		for r := 0; r < rows; r++ {
+			src := r
+			if rowPerm != nil {
+				src = rowPerm(r)
+			}
+			mm.RowF32(src, buf[r*cols:(r+1)*cols])
+		}
+		ex := -1
+		if stacked {
+			ex = e
+		}
+		ts, err := encode(name, buf, rows, cols, ex)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", name, err)
+		}
+		if ts == nil {
+			if e > 0 {
+				return false, fmt.Errorf("%s: expert %d left unencoded after expert 0 was encoded", name, e)
+			}
+			return false, nil
+		}
+		if e == 0 {
+			parts = ts
+			continue
+		}
+		if len(ts) != len(parts) {
+			return false, fmt.Errorf("%s: expert %d encodes to %d tensors, expert 0 to %d", name, e, len(ts), len(parts))
+		}
+		for i := range parts {
+			parts[i].Data = append(parts[i].Data, ts[i].Data...)
+		}
+	}
+	for _, p := range parts {
+		shape := p.Shape
+		if stacked {
+			shape = append([]int{len(ms)}, shape...)
+		}
+		if err := w.AddTensor(name+p.Suffix, p.DType, shape, p.Data); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// weightCount is the number of elements of m's weight matrices (progress totals).
+func (m *Model) weightCount() int64 {
+	var n int64
+	add := func(ms ...*Matrix) {
+		for _, mm := range ms {
+			if mm != nil {
+				n += int64(mm.Rows) * int64(mm.Cols)
+			}
+		}
+	}
+	add(m.Embed)
+	if m.Output != m.Embed {
+		add(m.Output)
+	}
+	for l := range m.Layers {
+		L := &m.Layers[l]
+		add(L.Wq, L.Wk, L.Wv, L.Wo, L.Gate, L.Up, L.Down, L.Router, L.ShGate, L.ShUp, L.ShDown)
+		add(L.ExpGate...)
+		add(L.ExpUp...)
+		add(L.ExpDown...)
+		if L.Latent != nil {
+			n += L.Latent.Params()
+		}
+	}
+	return n
 }

@@ -35,6 +35,7 @@ type State struct {
 	cos, sin []float32
 	router   *moe.Router
 	trace    func(layer int, experts []int32, weights []float32)
+	lat      *latentScratch // MoLE layers (latent.go); nil without them
 
 	// Jobs for the worker pool, with their run methods bound once (binding a method
 	// value allocates, so it must not happen per token).
@@ -69,7 +70,7 @@ func (m *Model) NewState(ctx int) *State {
 		logits: make([]float32, c.Vocab),
 		kc:     make([]float32, c.NLayer*ctx*kvDim), vc: make([]float32, c.NLayer*ctx*kvDim),
 		inv: make([]float64, c.HeadDim/2), cos: make([]float32, c.HeadDim/2), sin: make([]float32, c.HeadDim/2),
-		xq: make([]byte, kernels.Q8ActBytes(max(c.NEmbd, qDim)+kernels.QK)), hq: make([]byte, kernels.Q8ActBytes(hidden+kernels.QK)),
+		xq: make([]byte, m.actBuf(max(c.NEmbd, qDim), 1)), hq: make([]byte, m.actBuf(hidden, maxFFNParts)),
 		ffU: make([]float32, hidden), ffOut: make([]float32, c.NEmbd),
 	}
 	kernels.RoPEInvFreq(s.inv, c.HeadDim, c.RopeTheta)
@@ -82,6 +83,7 @@ func (m *Model) NewState(ctx int) *State {
 	s.ffUpRun = s.ff.up
 	s.ff.u, s.ff.tmp = s.ffU, s.ffOut
 	s.ffDownRun = s.ff.down
+	s.lat = m.newLatentScratch(1)
 	return s
 }
 
@@ -187,6 +189,10 @@ func (s *State) Forward(token int32, pos int) []float32 {
 
 // ffnBlock writes the FFN (dense or routed experts, plus a shared expert) of s.xn into s.tmp.
 func (s *State) ffnBlock(p *Pool, L *Layer, l int) {
+	if L.Latent != nil {
+		s.latentFFN(p, L, l)
+		return
+	}
 	f := &s.ff
 	f.reset(s.xn, s.hb, s.tmp)
 	if L.Router == nil {
@@ -208,14 +214,14 @@ func (s *State) ffnBlock(p *Pool, L *Layer, l int) {
 	}
 	cols := s.m.Config.NEmbd
 	if f.upQ {
-		kernels.QuantizeQ8_0Act(s.xq[:kernels.Q8ActBytes(cols)], s.xn)
+		s.m.quantAct(s.xq[:s.m.actBytes(cols)], s.xn)
 		f.xq = s.xq
 	}
 	p.RunChunk(f.rows, chunkFor(p, f.rows, cols), s.ffUpRun)
 	if f.downQ {
 		for t := 0; t < f.n; t++ {
 			if e := &f.ex[t]; e.down.Quantized() {
-				kernels.QuantizeQ8_0Act(s.hq[e.qoff:e.qoff+kernels.Q8ActBytes(e.n)], f.h[e.off:e.off+e.n])
+				s.m.quantAct(s.hq[e.qoff:e.qoff+s.m.actBytes(e.n)], f.h[e.off:e.off+e.n])
 			}
 		}
 		f.hq = s.hq
@@ -233,8 +239,8 @@ func chunkFor(p *Pool, rows, cols int) int {
 func (s *State) runMV(p *Pool) {
 	if s.mv.quant {
 		// One quantisation of the shared input serves every Q8_0/Q4_0 matrix.
-		n := kernels.Q8ActBytes(len(s.mv.x))
-		kernels.QuantizeQ8_0Act(s.xq[:n], s.mv.x)
+		n := s.m.actBytes(len(s.mv.x))
+		s.m.quantAct(s.xq[:n], s.mv.x)
 		s.mv.xq = s.xq[:n]
 	}
 	p.RunChunk(s.mv.rows, chunkFor(p, s.mv.rows, len(s.mv.x)), s.mvRun)
@@ -352,7 +358,7 @@ func (f *ffn) add(gate, up, down *Matrix, w float32) {
 	f.upQ = f.upQ || gate.Quantized() || up.Quantized()
 	if down.Quantized() {
 		f.downQ = true
-		f.qbytes += kernels.Q8ActBytes(gate.Rows)
+		f.qbytes += down.actBytes(gate.Rows)
 	}
 }
 
@@ -391,7 +397,7 @@ func (f *ffn) down(lo, hi int) {
 			e := &f.ex[t]
 			d := e.down
 			if d.Quantized() {
-				d.MulRowsQ(tmp, lo, hi, f.hq[e.qoff:e.qoff+kernels.Q8ActBytes(e.n)])
+				d.MulRowsQ(tmp, lo, hi, f.hq[e.qoff:e.qoff+d.actBytes(e.n)])
 			} else {
 				for i := lo; i < hi; i++ {
 					tmp[i-lo] = d.dot(d.Data[i*d.RowBytes:(i+1)*d.RowBytes], f.h[e.off:e.off+e.n])

@@ -23,6 +23,7 @@ type Model struct {
 
 	src  *loader.Model
 	pool *Pool
+	act  actKind // encoding of Quantized matrices' inputs (matrix_mole.go)
 }
 
 // Layer holds one transformer block's weights. Optional parts are nil.
@@ -41,6 +42,9 @@ type Layer struct {
 	ExpGate, ExpUp, ExpDown []*Matrix
 	ShGate, ShUp, ShDown    *Matrix // shared expert (Qwen2-MoE)
 	ShGateInp               *Matrix // [1, NEmbd]: the shared expert's sigmoid gate
+
+	// Latent replaces ExpGate/ExpUp/ExpDown in a MoLE file (latent.go).
+	Latent *LatentFFN
 }
 
 // naming gives a family's tensor names. Templates take the layer (and expert) index.
@@ -132,6 +136,9 @@ func Load(lm *loader.Model) (*Model, error) {
 	}
 	m := &Model{Config: cfg, src: lm}
 	if err := m.bind(lm, names, sparse); err != nil {
+		return nil, fmt.Errorf("%s: %w", lm.Path, err)
+	}
+	if err := m.setAct(); err != nil {
 		return nil, fmt.Errorf("%s: %w", lm.Path, err)
 	}
 	if m.Tok, err = loadTokenizer(lm); err != nil {
@@ -376,6 +383,10 @@ func (b binder) tensor(name string, shape []int, required bool) (*loader.Tensor,
 	for len(want) > len(got) && want[0] == 1 {
 		want = want[1:]
 	}
+	if t.DType.Mole() && len(want) > 0 {
+		// mole's types store rows padded to whole blocks (docs/format.md).
+		want = append(want[:len(want)-1:len(want)-1], t.DType.PaddedCols(want[len(want)-1]))
+	}
 	if !slices.Equal(got, want) {
 		return nil, fmt.Errorf("tensor %s has shape %v, expected %s", name, t.Shape, shapeStr(shape))
 	}
@@ -387,7 +398,11 @@ func (b binder) matrix(name string, rows, cols int, required bool) (*Matrix, err
 	if t == nil || err != nil {
 		return nil, err
 	}
-	return newMatrix(name, t.DType, rows, cols, t.Data)
+	mm, err := newMatrix(name, t.DType, rows, cols, t.Data)
+	if err != nil {
+		return nil, err
+	}
+	return mm, bindMole(b.lm, mm, name, -1, 0)
 }
 
 func (b binder) vector(name string, n int, required bool) ([]float32, error) {
@@ -421,6 +436,9 @@ func (b binder) experts(stacked, perExpert string, layer, nExpert, rows, cols in
 			per := len(t.Data) / nExpert
 			for e := range out {
 				if out[e], err = newMatrix(fmt.Sprintf("%s[%d]", name, e), t.DType, rows, cols, t.Data[e*per:(e+1)*per]); err != nil {
+					return nil, err
+				}
+				if err = bindMole(b.lm, out[e], name, e, nExpert); err != nil {
 					return nil, err
 				}
 			}
@@ -529,13 +547,18 @@ func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
 		if c.NFFExpert == 0 {
 			c.NFFExpert = expertWidth(lm, n, l)
 		}
-		if L.ExpGate, err = b.experts(n.stackGate, n.expGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
-			return err
+		if lm.GGUF != nil {
+			if L.Latent, err = b.latent(l, c); err != nil {
+				return err
+			}
 		}
-		if L.ExpUp, err = b.experts(n.stackUp, n.expUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+		if L.Latent != nil {
+			// MoLE: the experts are latent factors (latent.go).
+		} else if L.ExpGate, err = b.experts(n.stackGate, n.expGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
 			return err
-		}
-		if L.ExpDown, err = b.experts(n.stackDown, n.expDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
+		} else if L.ExpUp, err = b.experts(n.stackUp, n.expUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+			return err
+		} else if L.ExpDown, err = b.experts(n.stackDown, n.expDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
 			return err
 		}
 		if c.Family == "qwen2moe" || c.NFFShared > 0 {

@@ -23,7 +23,9 @@ type Matrix struct {
 
 	dot     func(row []byte, x []float32) float32
 	dequant func(dst []float32, src []byte)
-	qk      qkind // integer kernel for products, qkNone for the float path
+	qk      qkind       // integer kernel for products, qkNone for the float path
+	mole    *moleMatrix // MOLE_Q8 / MOLE_A8W4 (matrix_mole.go), bound by bindMole
+	mwq     *mwqMatrix  // MWQ base + planes (matrix_mwq.go), bound by bindMWQ
 }
 
 // qkind selects the integer GEMV of a Q8_0 or Q4_0 matrix.
@@ -33,6 +35,8 @@ const (
 	qkNone qkind = iota
 	qkQ8_0
 	qkQ4_0
+	qkMole // mole's int8 types: products through moleMatrix.mulRows
+	qkMWQ  // MWQ: products through mwqMatrix.mulRows
 )
 
 // newMatrix wraps data (rows*rowBytes bytes) as a matrix; it fails for element types
@@ -50,10 +54,19 @@ func newMatrix(name string, dt loader.DType, rows, cols int, data []byte) (*Matr
 		m.dot, m.dequant, m.qk = kernels.DotQ8_0, kernels.DequantQ8_0, qkQ8_0
 	case loader.Q4_0:
 		m.dot, m.dequant, m.qk = kernels.DotQ4_0, kernels.DequantQ4_0, qkQ4_0
+	case loader.MoleQ8, loader.MoleA8W4:
+		m.qk = qkMole
+	case loader.MWQBase2, loader.MWQBase5:
+		m.qk = qkMWQ
+	case loader.MoleRTN4:
+		// The round-to-nearest yardstick runs as its exact float32 dequantisation, made
+		// once at load, so that it uses the SIMD float kernels: only its quality matters,
+		// and the scalar 4-bit row dot made a heldout perplexity run take many minutes.
+		return rtn4AsF32(name, rows, cols, data)
 	default:
-		return nil, fmt.Errorf("tensor %s: type %v is not supported (mole computes with F32, F16, BF16, Q8_0, Q4_0)", name, dt)
+		return nil, fmt.Errorf("tensor %s: type %v is not supported (mole computes with F32, F16, BF16, Q8_0, Q4_0 and its own types)", name, dt)
 	}
-	rb, err := dt.RowBytes(cols)
+	rb, err := dt.RowBytes(dt.PaddedCols(cols))
 	if err != nil {
 		return nil, fmt.Errorf("tensor %s: %v", name, err)
 	}
@@ -64,14 +77,52 @@ func newMatrix(name string, dt loader.DType, rows, cols int, data []byte) (*Matr
 	return m, nil
 }
 
+// rtn4AsF32 dequantises a MOLE_RTN4 matrix into a float32 Matrix.
+func rtn4AsF32(name string, rows, cols int, data []byte) (*Matrix, error) {
+	dt := loader.MoleRTN4
+	padded := dt.PaddedCols(cols)
+	rb, err := dt.RowBytes(padded)
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %v", name, err)
+	}
+	if len(data) != rows*rb {
+		return nil, fmt.Errorf("tensor %s: %d bytes, want %d rows x %d bytes", name, len(data), rows, rb)
+	}
+	f := make([]float32, rows*cols)
+	row := make([]float32, padded)
+	for r := range rows {
+		dequantRTN4(row, data[r*rb:(r+1)*rb])
+		copy(f[r*cols:(r+1)*cols], row[:cols])
+	}
+	return newMatrix(name, loader.F32, rows, cols, loader.F32Bytes(f))
+}
+
 // Row returns the raw bytes of row i.
 func (m *Matrix) Row(i int) []byte { return m.Data[i*m.RowBytes : (i+1)*m.RowBytes] }
 
 // DotRow returns row i · x (len(x) == Cols).
-func (m *Matrix) DotRow(i int, x []float32) float32 { return m.dot(m.Row(i), x) }
+func (m *Matrix) DotRow(i int, x []float32) float32 {
+	if m.mole != nil {
+		return m.mole.dotRow(i, x)
+	}
+	if m.mwq != nil {
+		return m.mwq.dotRow(i, x)
+	}
+	return m.dot(m.Row(i), x)
+}
 
 // RowF32 writes row i as float32 into dst (len >= Cols).
-func (m *Matrix) RowF32(i int, dst []float32) { m.dequant(dst[:m.Cols], m.Row(i)) }
+func (m *Matrix) RowF32(i int, dst []float32) {
+	if m.mole != nil {
+		m.mole.rowF32(i, dst[:m.Cols])
+		return
+	}
+	if m.mwq != nil {
+		m.mwq.rowF32(i, dst[:m.Cols])
+		return
+	}
+	m.dequant(dst[:m.Cols], m.Row(i))
+}
 
 // Quantized reports whether products with m run on integer kernels against an input
 // quantised to Q8_0 blocks (Q8_0 and Q4_0 weights); MulRowsQ computes them.
@@ -81,6 +132,14 @@ func (m *Matrix) Quantized() bool { return m.qk != qkNone }
 // is x quantised by kernels.QuantizeQ8_0Act (kernels.Q8ActBytes(Cols) bytes). Every row
 // rounds the same whichever block of rows it is computed in.
 func (m *Matrix) MulRowsQ(out []float32, lo, hi int, xq []byte) {
+	if m.mole != nil {
+		m.mole.mulRows(out, lo, hi, xq)
+		return
+	}
+	if m.mwq != nil {
+		m.mwq.mulRows(out, lo, hi, xq)
+		return
+	}
 	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
 	if m.qk == qkQ4_0 {
 		kernels.GemvQ4_0(out[:hi-lo], w, m.Cols, xq)
@@ -96,10 +155,10 @@ func (m *Matrix) MulVec(p *Pool, out, x []float32) {
 	p.mvMu.Lock()
 	xq := p.mv.xq
 	if m.Quantized() {
-		if n := kernels.Q8ActBytes(m.Cols); cap(xq) < n {
+		if n := m.actBytes(m.Cols); cap(xq) < n {
 			xq = make([]byte, n)
 		}
-		kernels.QuantizeQ8_0Act(xq[:kernels.Q8ActBytes(m.Cols)], x[:m.Cols])
+		m.quantAct(xq[:m.actBytes(m.Cols)], x[:m.Cols])
 	}
 	p.mv = mulVecJob{m: m, out: out, x: x, xq: xq}
 	p.RunChunk(m.Rows, rowChunk(p, m), p.mvRun)

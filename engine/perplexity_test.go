@@ -24,7 +24,7 @@ func TestPerplexityProtocol(t *testing.T) {
 	}
 	tokens := []int32{3, 1, 2, 3, 3, 1, 2} // windows of 3: [3 1 2] [3 3 1] [2]
 
-	r, err := perplexity(context.Background(), fwd, func() { resets++ }, 8, 0, tokens, PerplexityOptions{Window: 3})
+	r, err := perplexity(context.Background(), forwardEval(fwd), func() { resets++ }, 8, 0, tokens, PerplexityOptions{Window: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestPerplexityProtocol(t *testing.T) {
 
 	// Without BOS: fed [3 1] [3 3], scored 1 2 3 1; the 1-token last window scores nothing.
 	fed = nil
-	r, err = perplexity(context.Background(), fwd, func() {}, 8, -1, tokens, PerplexityOptions{Window: 3})
+	r, err = perplexity(context.Background(), forwardEval(fwd), func() {}, 8, -1, tokens, PerplexityOptions{Window: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +56,11 @@ func TestPerplexityProtocol(t *testing.T) {
 	}
 	// MaxWindows.
 	fed = nil
-	r, _ = perplexity(context.Background(), fwd, func() {}, 8, 0, tokens, PerplexityOptions{Window: 3, MaxWindows: 1})
+	r, _ = perplexity(context.Background(), forwardEval(fwd), func() {}, 8, 0, tokens, PerplexityOptions{Window: 3, MaxWindows: 1})
 	if r.Windows != 1 || r.Scored != 3 {
 		t.Fatalf("MaxWindows 1: %+v", r)
 	}
-	if _, err := perplexity(context.Background(), fwd, func() {}, 2, 0, tokens, PerplexityOptions{Window: 3}); err == nil {
+	if _, err := perplexity(context.Background(), forwardEval(fwd), func() {}, 2, 0, tokens, PerplexityOptions{Window: 3}); err == nil {
 		t.Fatal("window larger than context: want error")
 	}
 }

@@ -63,6 +63,82 @@ func dotF16Impl(row []byte, x []float32) float32 {
 	return dotF16Generic(row, x)
 }
 
+// dotF16MultiImpl runs the multi-vector kernels over groups of xs (4 vectors a call on
+// AVX-512, 3 on AVX2: what the register file holds with four accumulators each) and the
+// single-vector kernel for a last lone vector. Every vector's sum is the single kernel's.
+func dotF16MultiImpl(row []byte, xs [][]float32, out []float32) {
+	switch floatPath() {
+	case fAVX512:
+		k := 0
+		for ; k+4 <= len(xs); k += 4 {
+			dotF16x4AVX512(row, xs[k], xs[k+1], xs[k+2], xs[k+3], out[k:k+4])
+		}
+		switch len(xs) - k {
+		case 3:
+			dotF16x3AVX512(row, xs[k], xs[k+1], xs[k+2], out[k:k+3])
+		case 2:
+			dotF16x2AVX512(row, xs[k], xs[k+1], out[k:k+2])
+		case 1:
+			out[k] = dotF16AVX512(row, xs[k])
+		}
+	case fAVX2:
+		// As in dotF16Impl, the assembly covers the first len&^7 halves and the last
+		// len%8 are added in Go.
+		n := len(xs[0])
+		n8 := n &^ 7
+		r8 := row[:2*n8]
+		k := 0
+		for ; k+3 <= len(xs); k += 3 {
+			dotF16x3AVX2(r8, xs[k][:n8], xs[k+1][:n8], xs[k+2][:n8], out[k:k+3])
+		}
+		switch len(xs) - k {
+		case 2:
+			dotF16x2AVX2(r8, xs[k][:n8], xs[k+1][:n8], out[k:k+2])
+		case 1:
+			out[k] = dotF16AVX2(r8, xs[k][:n8])
+		}
+		if n8 < n {
+			for j, x := range xs {
+				out[j] += dotF16Generic(row[2*n8:], x[n8:])
+			}
+		}
+	default:
+		dotF16MultiGeneric(row, xs, out)
+	}
+}
+
+// dotF32BytesMultiImpl is dotF16MultiImpl for float32 rows.
+func dotF32BytesMultiImpl(row []byte, xs [][]float32, out []float32) {
+	switch floatPath() {
+	case fAVX512:
+		k := 0
+		for ; k+4 <= len(xs); k += 4 {
+			dotBytesx4AVX512(row, xs[k], xs[k+1], xs[k+2], xs[k+3], out[k:k+4])
+		}
+		switch len(xs) - k {
+		case 3:
+			dotBytesx3AVX512(row, xs[k], xs[k+1], xs[k+2], out[k:k+3])
+		case 2:
+			dotBytesx2AVX512(row, xs[k], xs[k+1], out[k:k+2])
+		case 1:
+			out[k] = dotBytesAVX512(row, xs[k])
+		}
+	case fAVX2:
+		k := 0
+		for ; k+3 <= len(xs); k += 3 {
+			dotBytesx3AVX2(row, xs[k], xs[k+1], xs[k+2], out[k:k+3])
+		}
+		switch len(xs) - k {
+		case 2:
+			dotBytesx2AVX2(row, xs[k], xs[k+1], out[k:k+2])
+		case 1:
+			out[k] = dotBytesAVX2(row, xs[k])
+		}
+	default:
+		dotF32BytesMultiGeneric(row, xs, out)
+	}
+}
+
 func axpyImpl(y []float32, a float32, x []float32) {
 	switch floatPath() {
 	case fAVX512:

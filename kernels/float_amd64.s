@@ -194,6 +194,681 @@ tail_end:
 	MOVSS         X0, ret+48(FP)
 	RET
 
+// func dotBytesx2AVX512(row []byte, x0 []float32, x1 []float32, out []float32)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotBytesx2AVX512(SB), NOSPLIT, $0-96
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	XORQ   SI, SI
+
+main:
+	LEAQ        64(SI), DI
+	CMPQ        DI, CX
+	JA          main_done
+	VMOVUPS     (AX)(SI*4), Z8
+	VFMADD231PS (DX)(SI*4), Z8, Z0
+	VFMADD231PS (BX)(SI*4), Z8, Z4
+	VMOVUPS     64(AX)(SI*4), Z8
+	VFMADD231PS 64(DX)(SI*4), Z8, Z1
+	VFMADD231PS 64(BX)(SI*4), Z8, Z5
+	VMOVUPS     128(AX)(SI*4), Z8
+	VFMADD231PS 128(DX)(SI*4), Z8, Z2
+	VFMADD231PS 128(BX)(SI*4), Z8, Z6
+	VMOVUPS     192(AX)(SI*4), Z8
+	VFMADD231PS 192(DX)(SI*4), Z8, Z3
+	VFMADD231PS 192(BX)(SI*4), Z8, Z7
+	ADDQ        $0x00000040, SI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(SI), DI
+	CMPQ        DI, CX
+	JA          one_done
+	VMOVUPS     (AX)(SI*4), Z8
+	VFMADD231PS (DX)(SI*4), Z8, Z0
+	VFMADD231PS (BX)(SI*4), Z8, Z4
+	ADDQ        $0x00000010, SI
+	JMP         one
+
+one_done:
+	SUBQ        SI, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, DI
+	BZHIL       CX, DI, CX
+	KMOVW       CX, K1
+	VMOVUPS.Z   (AX)(SI*4), K1, Z8
+	VMOVUPS.Z   (DX)(SI*4), K1, Z9
+	VFMADD231PS Z9, Z8, Z0
+	VMOVUPS.Z   (BX)(SI*4), K1, Z9
+	VFMADD231PS Z9, Z8, Z4
+
+tail_end:
+	MOVQ          out_base+72(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VZEROUPPER
+	RET
+
+// func dotF16x2AVX512(row []byte, x0 []float32, x1 []float32, out []float32)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotF16x2AVX512(SB), NOSPLIT, $0-96
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	XORQ   SI, SI
+
+main:
+	LEAQ        64(SI), DI
+	CMPQ        DI, CX
+	JA          main_done
+	VCVTPH2PS   (AX)(SI*2), Z8
+	VFMADD231PS (DX)(SI*4), Z8, Z0
+	VFMADD231PS (BX)(SI*4), Z8, Z4
+	VCVTPH2PS   32(AX)(SI*2), Z8
+	VFMADD231PS 64(DX)(SI*4), Z8, Z1
+	VFMADD231PS 64(BX)(SI*4), Z8, Z5
+	VCVTPH2PS   64(AX)(SI*2), Z8
+	VFMADD231PS 128(DX)(SI*4), Z8, Z2
+	VFMADD231PS 128(BX)(SI*4), Z8, Z6
+	VCVTPH2PS   96(AX)(SI*2), Z8
+	VFMADD231PS 192(DX)(SI*4), Z8, Z3
+	VFMADD231PS 192(BX)(SI*4), Z8, Z7
+	ADDQ        $0x00000040, SI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(SI), DI
+	CMPQ        DI, CX
+	JA          one_done
+	VCVTPH2PS   (AX)(SI*2), Z8
+	VFMADD231PS (DX)(SI*4), Z8, Z0
+	VFMADD231PS (BX)(SI*4), Z8, Z4
+	ADDQ        $0x00000010, SI
+	JMP         one
+
+one_done:
+	SUBQ        SI, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, DI
+	BZHIL       CX, DI, CX
+	KMOVW       CX, K1
+	VMOVDQU16.Z (AX)(SI*2), K1, Y8
+	VCVTPH2PS   Y8, Z8
+	VMOVUPS.Z   (DX)(SI*4), K1, Z9
+	VFMADD231PS Z9, Z8, Z0
+	VMOVUPS.Z   (BX)(SI*4), K1, Z9
+	VFMADD231PS Z9, Z8, Z4
+
+tail_end:
+	MOVQ          out_base+72(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VZEROUPPER
+	RET
+
+// func dotBytesx3AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotBytesx3AVX512(SB), NOSPLIT, $0-120
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	XORQ   DI, DI
+
+main:
+	LEAQ        64(DI), R8
+	CMPQ        R8, CX
+	JA          main_done
+	VMOVUPS     (AX)(DI*4), Z12
+	VFMADD231PS (DX)(DI*4), Z12, Z0
+	VFMADD231PS (BX)(DI*4), Z12, Z4
+	VFMADD231PS (SI)(DI*4), Z12, Z8
+	VMOVUPS     64(AX)(DI*4), Z12
+	VFMADD231PS 64(DX)(DI*4), Z12, Z1
+	VFMADD231PS 64(BX)(DI*4), Z12, Z5
+	VFMADD231PS 64(SI)(DI*4), Z12, Z9
+	VMOVUPS     128(AX)(DI*4), Z12
+	VFMADD231PS 128(DX)(DI*4), Z12, Z2
+	VFMADD231PS 128(BX)(DI*4), Z12, Z6
+	VFMADD231PS 128(SI)(DI*4), Z12, Z10
+	VMOVUPS     192(AX)(DI*4), Z12
+	VFMADD231PS 192(DX)(DI*4), Z12, Z3
+	VFMADD231PS 192(BX)(DI*4), Z12, Z7
+	VFMADD231PS 192(SI)(DI*4), Z12, Z11
+	ADDQ        $0x00000040, DI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(DI), R8
+	CMPQ        R8, CX
+	JA          one_done
+	VMOVUPS     (AX)(DI*4), Z12
+	VFMADD231PS (DX)(DI*4), Z12, Z0
+	VFMADD231PS (BX)(DI*4), Z12, Z4
+	VFMADD231PS (SI)(DI*4), Z12, Z8
+	ADDQ        $0x00000010, DI
+	JMP         one
+
+one_done:
+	SUBQ        DI, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, R8
+	BZHIL       CX, R8, CX
+	KMOVW       CX, K1
+	VMOVUPS.Z   (AX)(DI*4), K1, Z12
+	VMOVUPS.Z   (DX)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z0
+	VMOVUPS.Z   (BX)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z4
+	VMOVUPS.Z   (SI)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z8
+
+tail_end:
+	MOVQ          out_base+96(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z10, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
+	VZEROUPPER
+	RET
+
+// func dotF16x3AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotF16x3AVX512(SB), NOSPLIT, $0-120
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	XORQ   DI, DI
+
+main:
+	LEAQ        64(DI), R8
+	CMPQ        R8, CX
+	JA          main_done
+	VCVTPH2PS   (AX)(DI*2), Z12
+	VFMADD231PS (DX)(DI*4), Z12, Z0
+	VFMADD231PS (BX)(DI*4), Z12, Z4
+	VFMADD231PS (SI)(DI*4), Z12, Z8
+	VCVTPH2PS   32(AX)(DI*2), Z12
+	VFMADD231PS 64(DX)(DI*4), Z12, Z1
+	VFMADD231PS 64(BX)(DI*4), Z12, Z5
+	VFMADD231PS 64(SI)(DI*4), Z12, Z9
+	VCVTPH2PS   64(AX)(DI*2), Z12
+	VFMADD231PS 128(DX)(DI*4), Z12, Z2
+	VFMADD231PS 128(BX)(DI*4), Z12, Z6
+	VFMADD231PS 128(SI)(DI*4), Z12, Z10
+	VCVTPH2PS   96(AX)(DI*2), Z12
+	VFMADD231PS 192(DX)(DI*4), Z12, Z3
+	VFMADD231PS 192(BX)(DI*4), Z12, Z7
+	VFMADD231PS 192(SI)(DI*4), Z12, Z11
+	ADDQ        $0x00000040, DI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(DI), R8
+	CMPQ        R8, CX
+	JA          one_done
+	VCVTPH2PS   (AX)(DI*2), Z12
+	VFMADD231PS (DX)(DI*4), Z12, Z0
+	VFMADD231PS (BX)(DI*4), Z12, Z4
+	VFMADD231PS (SI)(DI*4), Z12, Z8
+	ADDQ        $0x00000010, DI
+	JMP         one
+
+one_done:
+	SUBQ        DI, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, R8
+	BZHIL       CX, R8, CX
+	KMOVW       CX, K1
+	VMOVDQU16.Z (AX)(DI*2), K1, Y12
+	VCVTPH2PS   Y12, Z12
+	VMOVUPS.Z   (DX)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z0
+	VMOVUPS.Z   (BX)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z4
+	VMOVUPS.Z   (SI)(DI*4), K1, Z13
+	VFMADD231PS Z13, Z12, Z8
+
+tail_end:
+	MOVQ          out_base+96(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z10, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
+	VZEROUPPER
+	RET
+
+// func dotBytesx4AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out []float32)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotBytesx4AVX512(SB), NOSPLIT, $0-144
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	MOVQ   x3_base+96(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	XORQ   R8, R8
+
+main:
+	LEAQ        64(R8), R9
+	CMPQ        R9, CX
+	JA          main_done
+	VMOVUPS     (AX)(R8*4), Z16
+	VFMADD231PS (DX)(R8*4), Z16, Z0
+	VFMADD231PS (BX)(R8*4), Z16, Z4
+	VFMADD231PS (SI)(R8*4), Z16, Z8
+	VFMADD231PS (DI)(R8*4), Z16, Z12
+	VMOVUPS     64(AX)(R8*4), Z16
+	VFMADD231PS 64(DX)(R8*4), Z16, Z1
+	VFMADD231PS 64(BX)(R8*4), Z16, Z5
+	VFMADD231PS 64(SI)(R8*4), Z16, Z9
+	VFMADD231PS 64(DI)(R8*4), Z16, Z13
+	VMOVUPS     128(AX)(R8*4), Z16
+	VFMADD231PS 128(DX)(R8*4), Z16, Z2
+	VFMADD231PS 128(BX)(R8*4), Z16, Z6
+	VFMADD231PS 128(SI)(R8*4), Z16, Z10
+	VFMADD231PS 128(DI)(R8*4), Z16, Z14
+	VMOVUPS     192(AX)(R8*4), Z16
+	VFMADD231PS 192(DX)(R8*4), Z16, Z3
+	VFMADD231PS 192(BX)(R8*4), Z16, Z7
+	VFMADD231PS 192(SI)(R8*4), Z16, Z11
+	VFMADD231PS 192(DI)(R8*4), Z16, Z15
+	ADDQ        $0x00000040, R8
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(R8), R9
+	CMPQ        R9, CX
+	JA          one_done
+	VMOVUPS     (AX)(R8*4), Z16
+	VFMADD231PS (DX)(R8*4), Z16, Z0
+	VFMADD231PS (BX)(R8*4), Z16, Z4
+	VFMADD231PS (SI)(R8*4), Z16, Z8
+	VFMADD231PS (DI)(R8*4), Z16, Z12
+	ADDQ        $0x00000010, R8
+	JMP         one
+
+one_done:
+	SUBQ        R8, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, R9
+	BZHIL       CX, R9, CX
+	KMOVW       CX, K1
+	VMOVUPS.Z   (AX)(R8*4), K1, Z16
+	VMOVUPS.Z   (DX)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z0
+	VMOVUPS.Z   (BX)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z4
+	VMOVUPS.Z   (SI)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z8
+	VMOVUPS.Z   (DI)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z12
+
+tail_end:
+	MOVQ          out_base+120(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z10, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
+	VADDPS        Z13, Z12, Z12
+	VADDPS        Z15, Z14, Z14
+	VADDPS        Z14, Z12, Z12
+	VEXTRACTF64X4 $0x01, Z12, Y0
+	VADDPS        Y0, Y12, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 12(AX)
+	VZEROUPPER
+	RET
+
+// func dotF16x4AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out []float32)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·dotF16x4AVX512(SB), NOSPLIT, $0-144
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	MOVQ   x3_base+96(FP), DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	XORQ   R8, R8
+
+main:
+	LEAQ        64(R8), R9
+	CMPQ        R9, CX
+	JA          main_done
+	VCVTPH2PS   (AX)(R8*2), Z16
+	VFMADD231PS (DX)(R8*4), Z16, Z0
+	VFMADD231PS (BX)(R8*4), Z16, Z4
+	VFMADD231PS (SI)(R8*4), Z16, Z8
+	VFMADD231PS (DI)(R8*4), Z16, Z12
+	VCVTPH2PS   32(AX)(R8*2), Z16
+	VFMADD231PS 64(DX)(R8*4), Z16, Z1
+	VFMADD231PS 64(BX)(R8*4), Z16, Z5
+	VFMADD231PS 64(SI)(R8*4), Z16, Z9
+	VFMADD231PS 64(DI)(R8*4), Z16, Z13
+	VCVTPH2PS   64(AX)(R8*2), Z16
+	VFMADD231PS 128(DX)(R8*4), Z16, Z2
+	VFMADD231PS 128(BX)(R8*4), Z16, Z6
+	VFMADD231PS 128(SI)(R8*4), Z16, Z10
+	VFMADD231PS 128(DI)(R8*4), Z16, Z14
+	VCVTPH2PS   96(AX)(R8*2), Z16
+	VFMADD231PS 192(DX)(R8*4), Z16, Z3
+	VFMADD231PS 192(BX)(R8*4), Z16, Z7
+	VFMADD231PS 192(SI)(R8*4), Z16, Z11
+	VFMADD231PS 192(DI)(R8*4), Z16, Z15
+	ADDQ        $0x00000040, R8
+	JMP         main
+
+main_done:
+one:
+	LEAQ        16(R8), R9
+	CMPQ        R9, CX
+	JA          one_done
+	VCVTPH2PS   (AX)(R8*2), Z16
+	VFMADD231PS (DX)(R8*4), Z16, Z0
+	VFMADD231PS (BX)(R8*4), Z16, Z4
+	VFMADD231PS (SI)(R8*4), Z16, Z8
+	VFMADD231PS (DI)(R8*4), Z16, Z12
+	ADDQ        $0x00000010, R8
+	JMP         one
+
+one_done:
+	SUBQ        R8, CX
+	JZ          tail_end
+	MOVL        $0xffffffff, R9
+	BZHIL       CX, R9, CX
+	KMOVW       CX, K1
+	VMOVDQU16.Z (AX)(R8*2), K1, Y16
+	VCVTPH2PS   Y16, Z16
+	VMOVUPS.Z   (DX)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z0
+	VMOVUPS.Z   (BX)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z4
+	VMOVUPS.Z   (SI)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z8
+	VMOVUPS.Z   (DI)(R8*4), K1, Z17
+	VFMADD231PS Z17, Z16, Z12
+
+tail_end:
+	MOVQ          out_base+120(FP), AX
+	VADDPS        Z1, Z0, Z0
+	VADDPS        Z3, Z2, Z2
+	VADDPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPS        Y1, Y0, Y1
+	VEXTRACTF32X4 $0x01, Y1, X0
+	VADDPS        X0, X1, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (AX)
+	VADDPS        Z5, Z4, Z4
+	VADDPS        Z7, Z6, Z6
+	VADDPS        Z6, Z4, Z4
+	VEXTRACTF64X4 $0x01, Z4, Y0
+	VADDPS        Y0, Y4, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 4(AX)
+	VADDPS        Z9, Z8, Z8
+	VADDPS        Z11, Z10, Z10
+	VADDPS        Z10, Z8, Z8
+	VEXTRACTF64X4 $0x01, Z8, Y0
+	VADDPS        Y0, Y8, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 8(AX)
+	VADDPS        Z13, Z12, Z12
+	VADDPS        Z15, Z14, Z14
+	VADDPS        Z14, Z12, Z12
+	VEXTRACTF64X4 $0x01, Z12, Y0
+	VADDPS        Y0, Y12, Y0
+	VEXTRACTF32X4 $0x01, Y0, X1
+	VADDPS        X1, X0, X1
+	VPERMILPS     $0x4e, X1, X0
+	VADDPS        X0, X1, X1
+	VPERMILPS     $0xb1, X1, X0
+	VADDSS        X0, X1, X1
+	VMOVSS        X1, 12(AX)
+	VZEROUPPER
+	RET
+
 // func axpyAVX512(y []float32, a float32, x []float32)
 // Requires: AVX, AVX512F, BMI2
 TEXT ·axpyAVX512(SB), NOSPLIT, $0-56
@@ -1412,6 +2087,362 @@ one_done:
 	VADDSS       X0, X1, X1
 	VZEROUPPER
 	MOVSS        X1, ret+48(FP)
+	RET
+
+// func dotBytesx2AVX2(row []byte, x0 []float32, x1 []float32, out []float32)
+// Requires: AVX, FMA3
+TEXT ·dotBytesx2AVX2(SB), NOSPLIT, $0-96
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+main:
+	LEAQ        32(SI), DI
+	CMPQ        DI, CX
+	JA          main_done
+	VMOVUPS     (AX)(SI*4), Y8
+	VFMADD231PS (DX)(SI*4), Y8, Y0
+	VFMADD231PS (BX)(SI*4), Y8, Y4
+	VMOVUPS     32(AX)(SI*4), Y8
+	VFMADD231PS 32(DX)(SI*4), Y8, Y1
+	VFMADD231PS 32(BX)(SI*4), Y8, Y5
+	VMOVUPS     64(AX)(SI*4), Y8
+	VFMADD231PS 64(DX)(SI*4), Y8, Y2
+	VFMADD231PS 64(BX)(SI*4), Y8, Y6
+	VMOVUPS     96(AX)(SI*4), Y8
+	VFMADD231PS 96(DX)(SI*4), Y8, Y3
+	VFMADD231PS 96(BX)(SI*4), Y8, Y7
+	ADDQ        $0x00000020, SI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        8(SI), DI
+	CMPQ        DI, CX
+	JA          one_done
+	VMOVUPS     (AX)(SI*4), Y8
+	VFMADD231PS (DX)(SI*4), Y8, Y0
+	VFMADD231PS (BX)(SI*4), Y8, Y4
+	ADDQ        $0x00000008, SI
+	JMP         one
+
+one_done:
+	SUBQ        SI, CX
+	JZ          tail_end
+	LEAQ        tailmask<>+0(SB), DI
+	MOVQ        $0x00000008, R8
+	SUBQ        CX, R8
+	VMOVDQU     (DI)(R8*4), Y8
+	VMASKMOVPS  (AX)(SI*4), Y8, Y9
+	VMASKMOVPS  (DX)(SI*4), Y8, Y10
+	VFMADD231PS Y10, Y9, Y0
+	VMASKMOVPS  (BX)(SI*4), Y8, Y8
+	VFMADD231PS Y8, Y9, Y4
+
+tail_end:
+	MOVQ         out_base+72(FP), AX
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 4(AX)
+	VZEROUPPER
+	RET
+
+// func dotF16x2AVX2(row []byte, x0 []float32, x1 []float32, out []float32)
+// Requires: AVX, F16C, FMA3
+TEXT ·dotF16x2AVX2(SB), NOSPLIT, $0-96
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   SI, SI
+
+main:
+	LEAQ        32(SI), DI
+	CMPQ        DI, CX
+	JA          main_done
+	VCVTPH2PS   (AX)(SI*2), Y8
+	VFMADD231PS (DX)(SI*4), Y8, Y0
+	VFMADD231PS (BX)(SI*4), Y8, Y4
+	VCVTPH2PS   16(AX)(SI*2), Y8
+	VFMADD231PS 32(DX)(SI*4), Y8, Y1
+	VFMADD231PS 32(BX)(SI*4), Y8, Y5
+	VCVTPH2PS   32(AX)(SI*2), Y8
+	VFMADD231PS 64(DX)(SI*4), Y8, Y2
+	VFMADD231PS 64(BX)(SI*4), Y8, Y6
+	VCVTPH2PS   48(AX)(SI*2), Y8
+	VFMADD231PS 96(DX)(SI*4), Y8, Y3
+	VFMADD231PS 96(BX)(SI*4), Y8, Y7
+	ADDQ        $0x00000020, SI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        8(SI), DI
+	CMPQ        DI, CX
+	JA          one_done
+	VCVTPH2PS   (AX)(SI*2), Y8
+	VFMADD231PS (DX)(SI*4), Y8, Y0
+	VFMADD231PS (BX)(SI*4), Y8, Y4
+	ADDQ        $0x00000008, SI
+	JMP         one
+
+one_done:
+	MOVQ         out_base+72(FP), AX
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 4(AX)
+	VZEROUPPER
+	RET
+
+// func dotBytesx3AVX2(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+// Requires: AVX, FMA3
+TEXT ·dotBytesx3AVX2(SB), NOSPLIT, $0-120
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   DI, DI
+
+main:
+	LEAQ        32(DI), R8
+	CMPQ        R8, CX
+	JA          main_done
+	VMOVUPS     (AX)(DI*4), Y12
+	VFMADD231PS (DX)(DI*4), Y12, Y0
+	VFMADD231PS (BX)(DI*4), Y12, Y4
+	VFMADD231PS (SI)(DI*4), Y12, Y8
+	VMOVUPS     32(AX)(DI*4), Y12
+	VFMADD231PS 32(DX)(DI*4), Y12, Y1
+	VFMADD231PS 32(BX)(DI*4), Y12, Y5
+	VFMADD231PS 32(SI)(DI*4), Y12, Y9
+	VMOVUPS     64(AX)(DI*4), Y12
+	VFMADD231PS 64(DX)(DI*4), Y12, Y2
+	VFMADD231PS 64(BX)(DI*4), Y12, Y6
+	VFMADD231PS 64(SI)(DI*4), Y12, Y10
+	VMOVUPS     96(AX)(DI*4), Y12
+	VFMADD231PS 96(DX)(DI*4), Y12, Y3
+	VFMADD231PS 96(BX)(DI*4), Y12, Y7
+	VFMADD231PS 96(SI)(DI*4), Y12, Y11
+	ADDQ        $0x00000020, DI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        8(DI), R8
+	CMPQ        R8, CX
+	JA          one_done
+	VMOVUPS     (AX)(DI*4), Y12
+	VFMADD231PS (DX)(DI*4), Y12, Y0
+	VFMADD231PS (BX)(DI*4), Y12, Y4
+	VFMADD231PS (SI)(DI*4), Y12, Y8
+	ADDQ        $0x00000008, DI
+	JMP         one
+
+one_done:
+	SUBQ        DI, CX
+	JZ          tail_end
+	LEAQ        tailmask<>+0(SB), R8
+	MOVQ        $0x00000008, R9
+	SUBQ        CX, R9
+	VMOVDQU     (R8)(R9*4), Y12
+	VMASKMOVPS  (AX)(DI*4), Y12, Y13
+	VMASKMOVPS  (DX)(DI*4), Y12, Y14
+	VFMADD231PS Y14, Y13, Y0
+	VMASKMOVPS  (BX)(DI*4), Y12, Y14
+	VFMADD231PS Y14, Y13, Y4
+	VMASKMOVPS  (SI)(DI*4), Y12, Y12
+	VFMADD231PS Y12, Y13, Y8
+
+tail_end:
+	MOVQ         out_base+96(FP), AX
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 4(AX)
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y11, Y10, Y10
+	VADDPS       Y10, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X0
+	VADDPS       X0, X8, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 8(AX)
+	VZEROUPPER
+	RET
+
+// func dotF16x3AVX2(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+// Requires: AVX, F16C, FMA3
+TEXT ·dotF16x3AVX2(SB), NOSPLIT, $0-120
+	MOVQ   row_base+0(FP), AX
+	MOVQ   x0_len+32(FP), CX
+	MOVQ   x0_base+24(FP), DX
+	MOVQ   x1_base+48(FP), BX
+	MOVQ   x2_base+72(FP), SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   DI, DI
+
+main:
+	LEAQ        32(DI), R8
+	CMPQ        R8, CX
+	JA          main_done
+	VCVTPH2PS   (AX)(DI*2), Y12
+	VFMADD231PS (DX)(DI*4), Y12, Y0
+	VFMADD231PS (BX)(DI*4), Y12, Y4
+	VFMADD231PS (SI)(DI*4), Y12, Y8
+	VCVTPH2PS   16(AX)(DI*2), Y12
+	VFMADD231PS 32(DX)(DI*4), Y12, Y1
+	VFMADD231PS 32(BX)(DI*4), Y12, Y5
+	VFMADD231PS 32(SI)(DI*4), Y12, Y9
+	VCVTPH2PS   32(AX)(DI*2), Y12
+	VFMADD231PS 64(DX)(DI*4), Y12, Y2
+	VFMADD231PS 64(BX)(DI*4), Y12, Y6
+	VFMADD231PS 64(SI)(DI*4), Y12, Y10
+	VCVTPH2PS   48(AX)(DI*2), Y12
+	VFMADD231PS 96(DX)(DI*4), Y12, Y3
+	VFMADD231PS 96(BX)(DI*4), Y12, Y7
+	VFMADD231PS 96(SI)(DI*4), Y12, Y11
+	ADDQ        $0x00000020, DI
+	JMP         main
+
+main_done:
+one:
+	LEAQ        8(DI), R8
+	CMPQ        R8, CX
+	JA          one_done
+	VCVTPH2PS   (AX)(DI*2), Y12
+	VFMADD231PS (DX)(DI*4), Y12, Y0
+	VFMADD231PS (BX)(DI*4), Y12, Y4
+	VFMADD231PS (SI)(DI*4), Y12, Y8
+	ADDQ        $0x00000008, DI
+	JMP         one
+
+one_done:
+	MOVQ         out_base+96(FP), AX
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X1
+	VPERMILPS    $0x4e, X1, X0
+	VADDPS       X0, X1, X1
+	VPERMILPS    $0xb1, X1, X0
+	VADDSS       X0, X1, X1
+	VMOVSS       X1, (AX)
+	VADDPS       Y5, Y4, Y4
+	VADDPS       Y7, Y6, Y6
+	VADDPS       Y6, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X0
+	VADDPS       X0, X4, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 4(AX)
+	VADDPS       Y9, Y8, Y8
+	VADDPS       Y11, Y10, Y10
+	VADDPS       Y10, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X0
+	VADDPS       X0, X8, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, 8(AX)
+	VZEROUPPER
 	RET
 
 // func axpyAVX2(y []float32, a float32, x []float32)

@@ -196,3 +196,18 @@ func softmaxTwoPassGeneric(x []float32) {
 		x[i] = float32(float64(p) * inv * math.Exp2(float64(n)-E))
 	}
 }
+
+// dotF16MultiGeneric and dotF32BytesMultiGeneric are the batched dot products one vector
+// at a time (the generic kernels gain nothing from sharing the row decode, and looping
+// keeps their results trivially equal to the single-vector twins).
+func dotF16MultiGeneric(row []byte, xs [][]float32, out []float32) {
+	for k, x := range xs {
+		out[k] = dotF16Generic(row, x)
+	}
+}
+
+func dotF32BytesMultiGeneric(row []byte, xs [][]float32, out []float32) {
+	for k, x := range xs {
+		out[k] = dotF32BytesGeneric(row, x)
+	}
+}

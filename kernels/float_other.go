@@ -18,3 +18,11 @@ func softmaxImpl(x []float32)                         { softmaxThreePassGeneric(
 // SoftmaxCrossover is the row length from which Softmax uses the two-pass algorithm on
 // the active path (0: never, the generic path always runs three passes).
 func SoftmaxCrossover() int { return 0 }
+
+func dotF16MultiImpl(row []byte, xs [][]float32, out []float32) {
+	dotF16MultiGeneric(row, xs, out)
+}
+
+func dotF32BytesMultiImpl(row []byte, xs [][]float32, out []float32) {
+	dotF32BytesMultiGeneric(row, xs, out)
+}

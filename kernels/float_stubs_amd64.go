@@ -14,6 +14,24 @@ func dotBytesAVX512(row []byte, x []float32) float32
 func dotF16AVX512(row []byte, x []float32) float32
 
 //go:noescape
+func dotBytesx2AVX512(row []byte, x0 []float32, x1 []float32, out []float32)
+
+//go:noescape
+func dotF16x2AVX512(row []byte, x0 []float32, x1 []float32, out []float32)
+
+//go:noescape
+func dotBytesx3AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+
+//go:noescape
+func dotF16x3AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+
+//go:noescape
+func dotBytesx4AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out []float32)
+
+//go:noescape
+func dotF16x4AVX512(row []byte, x0 []float32, x1 []float32, x2 []float32, x3 []float32, out []float32)
+
+//go:noescape
 func axpyAVX512(y []float32, a float32, x []float32)
 
 //go:noescape
@@ -48,6 +66,18 @@ func dotBytesAVX2(row []byte, x []float32) float32
 
 //go:noescape
 func dotF16AVX2(row []byte, x []float32) float32
+
+//go:noescape
+func dotBytesx2AVX2(row []byte, x0 []float32, x1 []float32, out []float32)
+
+//go:noescape
+func dotF16x2AVX2(row []byte, x0 []float32, x1 []float32, out []float32)
+
+//go:noescape
+func dotBytesx3AVX2(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
+
+//go:noescape
+func dotF16x3AVX2(row []byte, x0 []float32, x1 []float32, x2 []float32, out []float32)
 
 //go:noescape
 func axpyAVX2(y []float32, a float32, x []float32)

@@ -2,7 +2,10 @@
 
 package kernels
 
-import "unsafe"
+import (
+	"sync"
+	"unsafe"
+)
 
 // amd64 drivers of the int8 kernels. The assembly works on strips of 4 rows and returns
 // raw int32 sums of (x+128)*w into out itself (viewed as []int32); the epilogue here
@@ -180,6 +183,11 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	}
 }
 
+// a8w4Prep holds the prepared activations of one token block of the AVX-512 A8W4 GEMM
+// (gemmTokenBlock tokens, padded to whole groups): taken per call, so concurrent calls
+// (the engine's pool) each get their own without allocating in steady state.
+var a8w4Prep = sync.Pool{New: func() any { return new([]byte) }}
+
 func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32, rowSum []int32, x []int8, xScale []float32) {
 	ntok := len(xScale)
 	cols := len(x) / ntok
@@ -192,24 +200,38 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 	dots := asInt32(out)
 	kc, kx0, kx1 := a4Masks(cols)
 	cb, tb := cols/2, a8w4Groups(cols)*16
+	// The activations of each token block are prepared once (x+128, chunks in the
+	// kernel's order) instead of once per 4-row strip.
+	pc := a8w4Groups(cols) * 128
+	bp := a8w4Prep.Get().(*[]byte)
+	if need := min(gemmTokenBlock, ntok) * pc; cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	xp := (*bp)[:cap(*bp)]
 	ns := rows / 4
 	r4 := rows - 4
 	for t0 := 0; t0 < ntok; t0 += gemmTokenBlock {
 		nt := min(gemmTokenBlock, ntok-t0)
+		prepA8W4XAVX512(&xp[0], pc, &x[t0*cols], cols, cols, nt, kx0, kx1)
 		if nt >= 4 {
-			gemmA8W4AVX512(&dots[t0*rows], rows, &codes[0], cb, &tables[0], tb, &x[t0*cols], cols, cols, ns, nt/4, kc, kx0, kx1)
+			gemmA8W4PAVX512(&dots[t0*rows], rows, &codes[0], cb, &tables[0], tb, &xp[0], pc, cols, ns, nt/4, kc)
 			if rows%4 != 0 {
-				gemmA8W4AVX512(&dots[t0*rows+r4], rows, &codes[r4*cb], cb, &tables[r4*tb], tb, &x[t0*cols], cols, cols, 1, nt/4, kc, kx0, kx1)
+				gemmA8W4PAVX512(&dots[t0*rows+r4], rows, &codes[r4*cb], cb, &tables[r4*tb], tb, &xp[0], pc, cols, 1, nt/4, kc)
 			}
 		}
 		if nt%4 != 0 {
-			t1 := t0 + nt - 4
-			gemmA8W4AVX512(&dots[t1*rows], rows, &codes[0], cb, &tables[0], tb, &x[t1*cols], cols, cols, ns, 1, kc, kx0, kx1)
+			// overlapping tile of the last four tokens (ntok >= 4)
+			if nt < 4 {
+				prepA8W4XAVX512(&xp[0], pc, &x[(t0+nt-4)*cols], cols, cols, 4, kx0, kx1)
+			}
+			t1, o := t0+nt-4, max(nt-4, 0)*pc
+			gemmA8W4PAVX512(&dots[t1*rows], rows, &codes[0], cb, &tables[0], tb, &xp[o], pc, cols, ns, 1, kc)
 			if rows%4 != 0 {
-				gemmA8W4AVX512(&dots[t1*rows+r4], rows, &codes[r4*cb], cb, &tables[r4*tb], tb, &x[t1*cols], cols, cols, 1, 1, kc, kx0, kx1)
+				gemmA8W4PAVX512(&dots[t1*rows+r4], rows, &codes[r4*cb], cb, &tables[r4*tb], tb, &xp[o], pc, cols, 1, 1, kc)
 			}
 		}
 	}
+	a8w4Prep.Put(bp)
 	for t, xs := range xScale {
 		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
 	}

@@ -24,6 +24,16 @@ func gemmI8AVX512(dots *int32, dstride int, w *int8, wstride int, x *int8, xstri
 //go:noescape
 func gemmA8W4AVX512(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *int8, xstride int, cols int, nstrips int, ntiles int, kc uint64, kx0 uint64, kx1 uint64)
 
+// gemmA8W4PAVX512: gemmA8W4AVX512 on activations prepared by prepA8W4XAVX512.
+//
+//go:noescape
+func gemmA8W4PAVX512(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, kc uint64)
+
+// prepA8W4XAVX512 prepares ntok tokens of activations for gemmA8W4PAVX512.
+//
+//go:noescape
+func prepA8W4XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int, kx0 uint64, kx1 uint64)
+
 // streamReadAVX512 returns the wrapping uint64 sum of the n/8 words at p (n multiple of 512).
 //
 //go:noescape

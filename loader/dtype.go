@@ -30,6 +30,36 @@ const (
 	BF16 DType = 30
 )
 
+// mole's own tensor types (docs/format.md). Their ids lie outside llama.cpp's range
+// ('M'<<8 and up), so a GGUF reader that does not know them refuses the file instead
+// of misreading it. A row of these types is stored with its width rounded up to a
+// whole number of blocks (PaddedCols); per-row and per-group parameters live in
+// companion tensors named "<matrix>.scale" and "<matrix>.group".
+const (
+	// MoleQ8 is per-row symmetric int8 (A8W8): one int8 per weight; the row scale is
+	// the F32 companion "<name>.scale".
+	MoleQ8 DType = 0x4D01
+	// MoleA8W4 holds DGQ's unsigned 4-bit codes in GGUF Q4_0's nibble order (16 bytes
+	// per 32 codes); "<name>.group" (I8, [rows, groups, 2]: zero point, multiplier S2)
+	// and "<name>.scale" (F32 s1 per row) complete it.
+	MoleA8W4 DType = 0x4D02
+	// MoleRTN4 is the round-to-nearest yardstick: self-contained blocks of 128 weights,
+	// f16 scale d, f16 offset m, 64 bytes of codes (same nibble order); w = d*q + m.
+	MoleRTN4 DType = 0x4D03
+)
+
+// mole's MWQ types (Matryoshka bit-nested weights, docs/quant.md "MWQ", issue 5, helper Q2).
+// Ids are outside llama.cpp's range ('M'<<8 | 0x10..); one block is one group of 128
+// weights of one row. MWQBase2/MWQBase5 hold the b1-bit base (f16 scale, f16 zero, b1
+// bit-planes of 16 bytes); MWQPlane holds one ±1 residual plane (f16 scale, 16 bytes of
+// sign bits). Each plane lives in its own tensor so that reading at fewer bits touches
+// fewer bytes.
+const (
+	MWQPlane DType = 0x4D10
+	MWQBase2 DType = 0x4D12
+	MWQBase5 DType = 0x4D15
+)
+
 type dtypeInfo struct {
 	name       string
 	blockElems int // elements per block
@@ -57,6 +87,30 @@ var dtypeInfos = map[DType]dtypeInfo{
 	Q5_K: {"Q5_K", 256, 176},
 	Q6_K: {"Q6_K", 256, 210},
 	Q8_K: {"Q8_K", 256, 292},
+
+	// mole's int8 types (Q1): see the const block above and docs/format.md.
+	MoleQ8:   {"MOLE_Q8", 32, 32},
+	MoleA8W4: {"MOLE_A8W4", 32, 16},
+	MoleRTN4: {"MOLE_RTN4", 128, 2 + 2 + 64},
+
+	// MWQ (Q2): see the const block above and docs/format.md.
+	MWQPlane: {"MWQ_PLANE", 128, 2 + 16},
+	MWQBase2: {"MWQ_BASE2", 128, 4 + 2*16},
+	MWQBase5: {"MWQ_BASE5", 128, 4 + 5*16},
+}
+
+// Mole reports whether d is one of mole's own types (ids 0x4D00..0x4DFF: MOLE_Q8,
+// MOLE_A8W4, MOLE_RTN4 and the MWQ types), whose rows are stored padded to whole blocks.
+func (d DType) Mole() bool { return d>>8 == 0x4D && d.Known() }
+
+// PaddedCols is the stored row width of a matrix of cols columns in type d: cols
+// rounded up to a whole number of blocks for mole's types, cols otherwise.
+func (d DType) PaddedCols(cols int) int {
+	if !d.Mole() {
+		return cols
+	}
+	b := d.BlockElems()
+	return (cols + b - 1) / b * b
 }
 
 // Known reports whether mole knows the block layout of d (and so can size its tensors).

@@ -10,8 +10,10 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -366,6 +368,88 @@ func (a arch) dot(name, sig, pName, xName, nName string, kind rowKind) {
 	s := a.hsum(acc[0])
 	VZEROUPPER()
 	Store(s, ReturnIndex(0))
+	RET()
+}
+
+// dotMulti generates name(row, x0, ..., x{k-1}, out) computing out[j] = row · xj for k
+// vectors of len(x0) elements (the Go wrapper guarantees equal lengths and len(out) >= k).
+// Each weight chunk is loaded (and converted) once and applied to all k vectors, and every
+// vector gets its own four accumulators used exactly as dot's: element i goes to the same
+// accumulator lane in the same order and the final reduction is the same, so out[j] equals
+// the single-vector kernel's result for xj bit for bit. k is bounded by the register file:
+// 4k accumulators plus one row vector (k <= 7 on AVX-512, k <= 3 on AVX2).
+func (a arch) dotMulti(name string, k int, kind rowKind) {
+	xs := make([]string, k)
+	for j := range xs {
+		xs[j] = fmt.Sprintf("x%d", j)
+	}
+	TEXT(fmt.Sprintf("%sx%d%s", name, k, a.name), NOSPLIT,
+		fmt.Sprintf("func(row []byte, %s []float32, out []float32)", strings.Join(xs, ", ")))
+	Pragma("noescape")
+	p, n := sliceBase("row"), sliceLen("x0")
+	x := make([]GPVirtual, k)
+	for j := range x {
+		x[j] = sliceBase(xs[j])
+	}
+	const U = 4
+	acc := make([][U]VecVirtual, k)
+	for j := range acc {
+		for u := range acc[j] {
+			acc[j][u] = a.V()
+			zero(acc[j][u])
+		}
+	}
+	i := GP64()
+	XORQ(i, i)
+	loadRow := func(off int, dst VecVirtual) {
+		if kind == rowF16 {
+			VCVTPH2PS(Mem{Base: p, Index: i, Scale: 2, Disp: 2 * off}, dst)
+		} else {
+			VMOVUPS(at(p, i, off), dst)
+		}
+	}
+	loop("main", i, n, U*a.w, func() {
+		for u := 0; u < U; u++ {
+			v := a.V()
+			loadRow(u*a.w, v)
+			for j := range x {
+				VFMADD231PS(at(x[j], i, u*a.w), v, acc[j][u])
+			}
+		}
+	})
+	loop("one", i, n, a.w, func() {
+		v := a.V()
+		loadRow(0, v)
+		for j := range x {
+			VFMADD231PS(at(x[j], i, 0), v, acc[j][0])
+		}
+	})
+	if !(kind == rowF16 && !a.z) {
+		a.tail("tail", i, n, func(t tmask) {
+			v := a.V()
+			if kind == rowF16 {
+				h := YMM()
+				VMOVDQU16_Z(Mem{Base: p, Index: i, Scale: 2}, t.k, h)
+				VCVTPH2PS(h, v)
+			} else {
+				a.loadTail(at(p, i, 0), t, v)
+			}
+			for j := range x {
+				w := a.V()
+				a.loadTail(at(x[j], i, 0), t, w)
+				VFMADD231PS(w, v, acc[j][0])
+			}
+		})
+	}
+	out := sliceBase("out")
+	for j := range acc {
+		VADDPS(acc[j][1], acc[j][0], acc[j][0])
+		VADDPS(acc[j][3], acc[j][2], acc[j][2])
+		VADDPS(acc[j][2], acc[j][0], acc[j][0])
+		s := a.hsum(acc[j][0])
+		VMOVSS(s, Mem{Base: out, Disp: 4 * j})
+	}
+	VZEROUPPER()
 	RET()
 }
 
@@ -856,6 +940,14 @@ func (a arch) twoPass2() {
 	RET()
 }
 
+// multiMax is the most vectors one dotMulti kernel serves on a path (see dotMulti).
+func multiMax(a arch) int {
+	if a.z {
+		return 4
+	}
+	return 3
+}
+
 func main() {
 	// The stubs belong to package kernels (avo would default to the working directory's name).
 	flag.Parse()
@@ -871,6 +963,10 @@ func main() {
 		a.dot("dot", "func(a, b []float32) float32", "a", "b", "a", rowF32)
 		a.dot("dotBytes", "func(row []byte, x []float32) float32", "row", "x", "x", rowF32)
 		a.dot("dotF16", "func(row []byte, x []float32) float32", "row", "x", "x", rowF16)
+		for k := 2; k <= multiMax(a); k++ {
+			a.dotMulti("dotBytes", k, rowF32)
+			a.dotMulti("dotF16", k, rowF16)
+		}
 		a.axpy()
 		a.sumSq()
 		a.rmsScale()

@@ -25,6 +25,8 @@ func main() {
 	gemvA8W4()
 	gemmI8()
 	gemmA8W4()
+	gemmA8W4P()
+	prepA8W4X()
 	streamRead()
 	vnniPeak()
 	Generate()
@@ -203,16 +205,16 @@ func a8w4Decode(src Op, c0f VecVirtual, kc Op) (lo, hi VecVirtual) {
 
 // a8w4X loads 128 activation bytes at src (masked by kx0/kx1 when given), adds 128 and
 // (i counts table bytes: x is at 8*i) and returns them in the order of a8w4Decode: xa = x lanes 0,2,4,6 and xb = lanes 1,3,5,7.
-func a8w4X(x, i Register, c80 VecVirtual, kx0, kx1 Op) (xa, xb VecVirtual) {
+func a8w4X(x, i Register, c80 VecVirtual, kx0, kx1 Op, scale uint8) (xa, xb VecVirtual) {
 	x0, x1 := ZMM(), ZMM()
 	if kx0 != nil {
-		VMOVDQU8_Z(mem(x, i, 8, 0), kx0, x0)
-		VMOVDQU8_Z(mem(x, i, 8, 64), kx1, x1)
+		VMOVDQU8_Z(mem(x, i, scale, 0), kx0, x0)
+		VMOVDQU8_Z(mem(x, i, scale, 64), kx1, x1)
 		VPXORD(x0, c80, x0)
 		VPXORD(x1, c80, x1)
 	} else {
-		VPXORD(mem(x, i, 8, 0), c80, x0)
-		VPXORD(mem(x, i, 8, 64), c80, x1)
+		VPXORD(mem(x, i, scale, 0), c80, x0)
+		VPXORD(mem(x, i, scale, 64), c80, x1)
 	}
 	xa, xb = ZMM(), ZMM()
 	VSHUFI64X2(U8(0x88), x1, x0, xa)
@@ -272,7 +274,7 @@ func gemvA8W4() {
 	Label("a4v_loop")
 	CMPQ(j, full)
 	JAE(LabelRef("a4v_tail"))
-	xa, xb := a8w4X(x, j, c80, nil, nil)
+	xa, xb := a8w4X(x, j, c80, nil, nil, 8)
 	for r := 0; r < 4; r++ {
 		lo, hi := a8w4Decode(mem(p[r], j, 4, 0), c0f, nil)
 		tbl := ZMM()
@@ -289,7 +291,7 @@ func gemvA8W4() {
 	KTESTQ(kc, kc)
 	JZ(LabelRef("a4v_reduce"))
 	{
-		xa, xb := a8w4X(x, j, c80, kx0, kx1)
+		xa, xb := a8w4X(x, j, c80, kx0, kx1, 8)
 		for r := 0; r < 4; r++ {
 			lo, hi := a8w4Decode(mem(p[r], j, 4, 0), c0f, kc)
 			tbl := ZMM()
@@ -335,20 +337,86 @@ func gemmI8() {
 	TEXT("gemmI8AVX512", NOSPLIT, "func(dots *int32, dstride int, w *int8, wstride int, x *int8, xstride int, cols int, nstrips int, ntiles int, m0 uint64)")
 	Pragma("noescape")
 	Doc("gemmI8AVX512: dots[t*dstride+4s+r] = sum_k (x[t*xstride+k]+128)*w[(4s+r)*wstride+k] for s < nstrips, t < 4*ntiles.")
-	gemmBody("i8m", false)
+	gemmBody("i8m", false, false)
 }
 
 func gemmA8W4() {
 	TEXT("gemmA8W4AVX512", NOSPLIT, "func(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *int8, xstride int, cols int, nstrips int, ntiles int, kc, kx0, kx1 uint64)")
 	Pragma("noescape")
 	Doc("gemmA8W4AVX512: the A8W4 twin of gemmI8AVX512 (4 rows x 4 tokens per block).")
-	gemmBody("a4m", true)
+	gemmBody("a4m", true, false)
+}
+
+// gemmA8W4P is gemmA8W4 on activations prepared once per call by prepA8W4X (x+128 with
+// each group's 16-byte chunks already in the order the VPSHUFB results use), which saves
+// every 4-row strip the two XORs and two lane shuffles per token and group that
+// gemmA8W4 spends on them. Rows of the prepared x are whole groups (a8w4 padded), so the
+// tail group needs no activation masks: the looked-up weights beyond cols are zero.
+func gemmA8W4P() {
+	TEXT("gemmA8W4PAVX512", NOSPLIT, "func(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, kc uint64)")
+	Pragma("noescape")
+	Doc("gemmA8W4PAVX512: gemmA8W4AVX512 on activations prepared by prepA8W4XAVX512.")
+	gemmBody("a4p", true, true)
+}
+
+// prepA8W4X writes, for ntok tokens of cols activations (token t at x + t*xstride),
+// the prepared form gemmA8W4P reads (token t at dst + t*dstride, ceil(cols/128)*128
+// bytes): per group of 128, x+128 as the 16-byte chunks 0,2,4,6,1,3,5,7 (a8w4X's xa then
+// xb). kx0/kx1 mask the bytes of a trailing partial group (its other bytes become 0x80).
+func prepA8W4X() {
+	TEXT("prepA8W4XAVX512", NOSPLIT, "func(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int, kx0, kx1 uint64)")
+	Pragma("noescape")
+	Doc("prepA8W4XAVX512 prepares ntok tokens of activations for gemmA8W4PAVX512.")
+	k0, k1 := K(), K()
+	m := Load(Param("kx0"), GP64())
+	KMOVQ(m, k0)
+	Load(Param("kx1"), m)
+	KMOVQ(m, k1)
+	c80 := bcastByte(0x80)
+	d := Load(Param("dst"), GP64())
+	x := Load(Param("x"), GP64())
+	ds := Load(Param("dstride"), GP64())
+	xs := Load(Param("xstride"), GP64())
+	nt := Load(Param("ntok"), GP64())
+	full := Load(Param("cols"), GP64())
+	ANDQ(I32(-128), full)
+	i := GP64()
+	Label("pa_tok")
+	TESTQ(nt, nt)
+	JZ(LabelRef("pa_done"))
+	XORQ(i, i)
+	Label("pa_loop")
+	CMPQ(i, full)
+	JAE(LabelRef("pa_tail"))
+	{
+		xa, xb := a8w4X(x, i, c80, nil, nil, 1)
+		VMOVDQU64(xa, mem(d, i, 1, 0))
+		VMOVDQU64(xb, mem(d, i, 1, 64))
+	}
+	ADDQ(U32(128), i)
+	JMP(LabelRef("pa_loop"))
+	Label("pa_tail")
+	KORTESTQ(k0, k1)
+	JZ(LabelRef("pa_next"))
+	{
+		xa, xb := a8w4X(x, i, c80, k0, k1, 1)
+		VMOVDQU64(xa, mem(d, i, 1, 0))
+		VMOVDQU64(xb, mem(d, i, 1, 64))
+	}
+	Label("pa_next")
+	ADDQ(ds, d)
+	ADDQ(xs, x)
+	DECQ(nt)
+	JMP(LabelRef("pa_tok"))
+	Label("pa_done")
+	VZEROUPPER()
+	RET()
 }
 
 // gemmBody keeps the loop state that is not needed in the inner loop in the argument
 // slots and two locals, so the inner loop has all general registers it needs:
 // 4 row pointers (+4 table pointers), 4 token pointers, one index and one limit.
-func gemmBody(pfx string, a4 bool) {
+func gemmBody(pfx string, a4, prep bool) {
 	L := func(s string) string { return pfx + "_" + s }
 	wname, wsname := "w", "wstride"
 	if a4 {
@@ -357,11 +425,14 @@ func gemmBody(pfx string, a4 bool) {
 	var k0, kc, kx0, kx1 OpmaskVirtual
 	mask := GP64()
 	if a4 {
-		kc, kx0, kx1 = K(), K(), K()
-		Load(Param("kx0"), mask)
-		KMOVQ(mask, kx0)
-		Load(Param("kx1"), mask)
-		KMOVQ(mask, kx1)
+		kc = K()
+		if !prep {
+			kx0, kx1 = K(), K()
+			Load(Param("kx0"), mask)
+			KMOVQ(mask, kx0)
+			Load(Param("kx1"), mask)
+			KMOVQ(mask, kx1)
+		}
 		Load(Param("kc"), mask)
 		KMOVQ(mask, kc)
 	} else {
@@ -369,7 +440,10 @@ func gemmBody(pfx string, a4 bool) {
 		Load(Param("m0"), mask)
 		KMOVQ(mask, k0)
 	}
-	c80 := bcastByte(0x80)
+	var c80 VecVirtual
+	if !prep {
+		c80 = bcastByte(0x80)
+	}
 	var c0f VecVirtual
 	if a4 {
 		c0f = bcastByte(0x0F)
@@ -489,10 +563,14 @@ func gemmBody(pfx string, a4 bool) {
 		}
 		for u := 0; u < 4; u++ {
 			var xa, xb VecVirtual
-			if masked {
-				xa, xb = a8w4X(xp[u], i, c80, kx0, kx1)
+			if prep {
+				xa, xb = ZMM(), ZMM()
+				VMOVDQU64(mem(xp[u], i, 8, 0), xa)
+				VMOVDQU64(mem(xp[u], i, 8, 64), xb)
+			} else if masked {
+				xa, xb = a8w4X(xp[u], i, c80, kx0, kx1, 8)
 			} else {
-				xa, xb = a8w4X(xp[u], i, c80, nil, nil)
+				xa, xb = a8w4X(xp[u], i, c80, nil, nil, 8)
 			}
 			for r := 0; r < 4; r++ {
 				VPDPBUSD(lo[r], xa, acc[r][u])

@@ -77,6 +77,9 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 	byType := map[loader.DType]int{}
 	for _, t := range lm.Tensors {
 		n := int64(t.Elems())
+		if t.DType == loader.MWQPlane {
+			n = 0 // an MWQ residual plane stores more bits of its base's weights, not new ones
+		}
 		total += n
 		bytes += int64(len(t.Data))
 		byType[t.DType]++
@@ -100,6 +103,18 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 		} else {
 			row("experts", "none (dense, FFN width %d)", c.NFF)
 		}
+		if g := lm.GGUF; g != nil {
+			// MoLE files (convert-mole) record how their experts were factored.
+			if method, ok := g.String("mole.mole.method"); ok {
+				before, _ := g.Uint("mole.mole.expert_params")
+				after, _ := g.Uint("mole.mole.latent_params")
+				groups, _ := g.Uint("mole.mole.groups")
+				ranks, _ := g.String("mole.mole.ranks")
+				row("latent experts", "%s, %d basis group(s), ranks gate/up/down per layer %s", method, groups, ranks)
+				row("expert parameters", "%s before, %s after (%.1f%%)", commas(int64(before)), commas(int64(after)),
+					100*float64(after)/float64(max(before, 1)))
+			}
+		}
 		if c.NFFShared > 0 {
 			row("shared expert", "width %d", c.NFFShared)
 		}
@@ -111,6 +126,9 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 		row("rope", "theta %g, %s pairs", c.RopeTheta, map[bool]string{true: "NeoX (i, i+d/2)", false: "interleaved"}[c.RopeNeoX])
 		if m.Tok != nil {
 			row("chat format", "%s", m.ChatFormat())
+		}
+		if q := quantInfo(lm); q != "" {
+			row("quantization", "%s", q)
 		}
 	} else {
 		arch := ""

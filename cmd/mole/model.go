@@ -45,6 +45,7 @@ type loadedModel struct {
 	// restore undoes --isa when the model is closed, so that commands run in-process
 	// (tests, a future REPL) do not leak the kernel path into the next one.
 	restore func()
+	mwq     string // the MWQ widths in use, for describe ("" when not MWQ)
 }
 
 // modelFlags are the flags that choose a model and how it runs: -m, -t/--threads,
@@ -55,6 +56,8 @@ type modelFlags struct {
 	threads int
 	load    string
 	isa     string
+	// expertBits is --expert-bits: the width MWQ experts are read at (expertbits.go).
+	expertBits string
 }
 
 // register adds the flags to cmd.
@@ -67,6 +70,7 @@ func (mf *modelFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&mf.load, "load", loader.LoadMmap.String(),
 		"where weights live: mmap (the file's pages in place: quick start, shared page cache) or copy (read once into private huge-page memory)")
 	fs.StringVar(&mf.isa, "isa", "", "force a kernel path: avx512, avxvnni, avx2, neon or generic (default: the best the CPU has, or MOLE_ISA)")
+	fs.StringVar(&mf.expertBits, "expert-bits", "", expertBitsHelp)
 }
 
 // open applies --isa, opens the model with --load, binds it with --threads workers and
@@ -100,6 +104,10 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 		return nil, err
 	}
 	lm.restore = restore
+	if lm.mwq, err = applyExpertBits(lm.model, mf.expertBits); err != nil {
+		lm.Close()
+		return nil, err
+	}
 	return lm, nil
 }
 
@@ -142,7 +150,11 @@ func loadModelMode(path string, threads int, mode loader.LoadMode) (*loadedModel
 
 // describe is the one-line summary of how the model runs, for stderr.
 func (l *loadedModel) describe() string {
-	return fmt.Sprintf("%d threads, kernels %s, weights %s", l.model.Threads(), kernels.Active(), l.files.LoadMode())
+	d := fmt.Sprintf("%d threads, kernels %s, weights %s", l.model.Threads(), kernels.Active(), l.files.LoadMode())
+	if l.mwq != "" {
+		d += ", " + l.mwq
+	}
+	return d
 }
 
 func (l *loadedModel) Close() {

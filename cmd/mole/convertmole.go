@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/quant"
+)
+
+func newConvertMoLECmd() *cobra.Command {
+	var (
+		in, out, calib, typ string
+		rank, groups        int
+		window              int
+		energy              float64
+		whiten, baseline    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE] [--whiten] [--groups G]",
+		Short: "Convert a MoE model's experts to MoLE latent experts (shared basis + small per-expert matrices)",
+		Long: `Convert the routed experts of a MoE model into MoLE's latent form (docs/algorithms.md §4,
+docs/format.md "MoLE"): the gate and up projections of each layer become a shared B (r x n)
+and a small A_e (m x r) per expert, the down projections a shared C (n x r) and a small
+D_e (r x m). B and C are the top-r singular vectors of the stacked experts, found through
+the n x n Gram matrix; A_e and D_e are the experts projected on them.
+
+  --rank R      the same rank for every layer and projection (at most the model width)
+  --energy E    per layer and projection, the smallest rank keeping the fraction E of the
+                spectrum (0.99 keeps 99%)
+  --whiten      measure the error on calibration activations (--calib FILE, or the
+                built-in text) instead of in plain Frobenius norm
+  --groups G    G groups of consecutive experts each share a basis (default 1: all)
+  --baseline    instead, each expert truncated by its own SVD at the parameter count
+                MoLE has at the chosen rank (the yardstick MoLE must beat)
+
+The other tensors are copied (--type applies to every matrix). The method, ranks and
+parameter counts are recorded as mole.mole.* metadata (mole info shows them). The output
+appears only when complete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return errors.New("convert-mole needs an output file: -o OUT")
+			}
+			if (rank > 0) == (energy > 0) {
+				return errors.New("convert-mole needs one of --rank R or --energy E")
+			}
+			dt, ok := map[string]loader.DType{"f32": loader.F32, "f16": loader.F16, "q8_0": loader.Q8_0}[typ]
+			if !ok {
+				return fmt.Errorf("--type %q: want f32, f16 or q8_0", typ)
+			}
+			stderr := cmd.ErrOrStderr()
+			lm, err := loadModel(in, 0)
+			if err != nil {
+				return err
+			}
+			defer lm.Close()
+			m := lm.model
+			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, Baseline: baseline, Window: window}
+			calibName := ""
+			if whiten {
+				text, name := quant.BuiltinCalibration, "builtin"
+				if calib != "" {
+					b, err := os.ReadFile(calib)
+					if err != nil {
+						return err
+					}
+					text, name = string(b), filepath.Base(calib)
+				}
+				o.Calib, calibName = m.Tok.Encode(text, false, false), name
+			}
+			bar := newBar(stderr)
+			o.Progress = bar.update
+			t0 := time.Now()
+			cm, rep, err := engine.ConvertMoLE(cmd.Context(), m, o)
+			if err != nil {
+				bar.done()
+				return err
+			}
+			defer cm.Close()
+			meta := rep.MoLEMeta(o)
+			if calibName != "" {
+				meta["mole.mole.calibration"] = loader.StringValue(calibName)
+			}
+			g := engine.GGUFOptions{DType: dt, Meta: meta,
+				Progress: func(done, total int64) { bar.update("writing", done, total) }}
+			err = engine.WriteGGUFWith(cm, out, g)
+			bar.done()
+			if err != nil {
+				return err
+			}
+			st, err := os.Stat(out)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "wrote %s: %s, %d bytes, %.1fs\n", out, rep.Method, st.Size(), time.Since(t0).Seconds())
+			fmt.Fprintf(w, "expert parameters: %s -> %s (%.1f%%)\n", commas(rep.ParamsBefore), commas(rep.ParamsAfter),
+				100*float64(rep.ParamsAfter)/float64(max(rep.ParamsBefore, 1)))
+			for l, r := range rep.Layers {
+				if r.RankGate > 0 {
+					fmt.Fprintf(w, "layer %d: rank gate %d up %d down %d, energy kept %.4f %.4f %.4f\n",
+						l, r.RankGate, r.RankUp, r.RankDown, r.EnergyGate, r.EnergyUp, r.EnergyDown)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&in, "model", "m", "", "model to convert (default: the embedded model)")
+	f.StringVarP(&out, "output", "o", "", "output GGUF file")
+	f.IntVar(&rank, "rank", 0, "latent rank of every layer and projection")
+	f.Float64Var(&energy, "energy", 0, "fraction of the spectrum to keep, per layer and projection")
+	f.IntVar(&groups, "groups", 1, "groups of experts sharing one basis")
+	f.BoolVar(&whiten, "whiten", false, "weight the error by calibration activations")
+	f.StringVar(&calib, "calib", "", "calibration text for --whiten (default: the built-in text)")
+	f.IntVar(&window, "calib-ctx", 256, "calibration window in tokens")
+	f.BoolVar(&baseline, "baseline", false, "write the per-expert SVD baseline at MoLE's parameter count")
+	f.StringVar(&typ, "type", "f16", "weight type of the output: f32, f16 or q8_0")
+	return cmd
+}

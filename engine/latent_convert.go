@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/moe"
+)
+
+// MoLEOptions configures ConvertMoLE (mole convert-mole).
+type MoLEOptions struct {
+	// Rank fixes every latent rank (capped at the model width); when 0, Energy picks
+	// each layer's and projection's rank as the smallest keeping that fraction of the
+	// (whitened) spectrum.
+	Rank   int
+	Energy float64
+	// ProjRank, when non-zero, overrides Rank for the gate, up or down projection.
+	ProjRank [3]int
+	// Groups of experts share one basis (1: all experts; NExpert: none shared).
+	Groups int
+	// Baseline writes the per-expert truncated SVD instead (every expert its own basis)
+	// at the parameter count MoLE would have at the chosen rank.
+	Baseline bool
+	// Whiten measures the error on calibration activations (Calib, tokens without BOS,
+	// run in windows of Window tokens through the float model).
+	Whiten bool
+	Calib  []int32
+	Window int
+	// Progress, when set, is called with the stage and the work done and total.
+	Progress func(stage string, done, total int64)
+}
+
+// MoLELayer reports one converted layer: the rank of each projection and the energy
+// of the spectrum each keeps.
+type MoLELayer struct {
+	RankGate, RankUp, RankDown       int
+	EnergyGate, EnergyUp, EnergyDown float64
+}
+
+// MoLEReport tells what ConvertMoLE did.
+type MoLEReport struct {
+	Method       string // "mole" or "svd-expert"
+	Groups       int
+	Layers       []MoLELayer // per layer (zero for dense layers)
+	ParamsBefore int64       // routed-expert weights of the source
+	ParamsAfter  int64       // the same weights in latent form
+	CalibTokens  int
+}
+
+// ConvertMoLE returns a copy of m (float32 model expected: its experts are read as
+// float32 once) whose routed experts are latent factors, computed as moe.LatentFactor
+// describes. The copy shares every other tensor with m and is written with
+// WriteGGUFWith (Meta: MoLEMeta).
+func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLEReport, error) {
+	c := &m.Config
+	if c.NExpert == 0 {
+		return nil, nil, errors.New("convert-mole: the model has no routed experts")
+	}
+	if c.NFFShared > 0 {
+		return nil, nil, errors.New("convert-mole: models with a shared expert (Qwen2-MoE) are not supported yet")
+	}
+	if o.Rank <= 0 && (o.Energy <= 0 || o.Energy > 1) {
+		return nil, nil, fmt.Errorf("convert-mole: need a rank or an energy fraction in (0, 1], not %v", o.Energy)
+	}
+	groups := max(1, min(o.Groups, c.NExpert))
+	rep := &MoLEReport{Method: "mole", Groups: groups, Layers: make([]MoLELayer, c.NLayer)}
+	if o.Baseline {
+		rep.Method = "svd-expert"
+	}
+	var cal *Calibration
+	if o.Whiten {
+		if len(o.Calib) == 0 {
+			return nil, nil, errors.New("convert-mole: --whiten needs calibration text")
+		}
+		if o.Progress != nil {
+			o.Progress("calibrating", 0, 1)
+		}
+		var err error
+		if cal, err = m.CollectCalibration(ctx, o.Calib, o.Window); err != nil {
+			return nil, nil, err
+		}
+		rep.CalibTokens = cal.Tokens
+	}
+	out := &Model{Config: m.Config, Tok: m.Tok, Embed: m.Embed, OutNorm: m.OutNorm, Output: m.Output,
+		Layers: append([]Layer(nil), m.Layers...), src: m.src, pool: NewPool(0), act: m.act}
+	nm, ne := c.NFFExpert, c.NEmbd
+	moeLayers := 0
+	for l := range m.Layers {
+		if m.Layers[l].Router != nil {
+			moeLayers++
+		}
+	}
+	done := 0
+	for l := range out.Layers {
+		L := &out.Layers[l]
+		if L.Router == nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			out.Close()
+			return nil, nil, err
+		}
+		if L.Latent != nil {
+			out.Close()
+			return nil, nil, errors.New("convert-mole: the model is already latent")
+		}
+		var inCov []float64
+		var downCov [][]float64
+		if cal != nil {
+			inCov = cal.Layers[l].FFN.Gram
+			for _, st := range cal.Layers[l].ExpDown {
+				downCov = append(downCov, st.Gram)
+			}
+		}
+		lr := &rep.Layers[l]
+		lf := &LatentFFN{Method: rep.Method, GroupOf: make([]int, c.NExpert)}
+		// rank picks the shared rank from the shared spectrum, then, for the baseline,
+		// refactors every expert alone at the equal-parameter rank.
+		proj := func(pi int, ms []*Matrix, in bool, cov []float64, covs [][]float64) (bases, experts [][]float32, r int, energy float64, err error) {
+			ws := make([][]float32, len(ms))
+			for e, mm := range ms {
+				ws[e] = dequantAll(mm)
+			}
+			mk := func(g int) (*moe.LatentFactor, error) {
+				if in {
+					return moe.NewInFactor(ws, nm, ne, g, cov)
+				}
+				return moe.NewOutFactor(ws, ne, nm, g, covs)
+			}
+			f, err := mk(groups)
+			if err != nil {
+				return nil, nil, 0, 0, err
+			}
+			r = o.Rank
+			if o.ProjRank[pi] > 0 {
+				r = o.ProjRank[pi]
+			}
+			if r <= 0 {
+				r = f.RankFor(o.Energy)
+			}
+			r = min(r, f.MaxRank())
+			energy = f.Energy(r)
+			if o.Baseline {
+				r = min(moe.BaselineRank(c.NExpert, nm, ne, r, groups), f.MaxRank())
+				if f, err = mk(c.NExpert); err != nil {
+					return nil, nil, 0, 0, err
+				}
+				energy = f.Energy(r)
+			}
+			bases, experts = f.Build(r)
+			return bases, experts, r, energy, nil
+		}
+		var err error
+		var gb, ge, ub, ue, db, de [][]float32
+		if gb, ge, lr.RankGate, lr.EnergyGate, err = proj(0, L.ExpGate, true, inCov, nil); err == nil {
+			if ub, ue, lr.RankUp, lr.EnergyUp, err = proj(1, L.ExpUp, true, inCov, nil); err == nil {
+				db, de, lr.RankDown, lr.EnergyDown, err = proj(2, L.ExpDown, false, nil, downCov)
+			}
+		}
+		if err != nil {
+			out.Close()
+			return nil, nil, fmt.Errorf("convert-mole: layer %d: %w", l, err)
+		}
+		name := func(t string) string { return fmt.Sprintf(t, l) }
+		lf.GateIn = f32Matrices(name(latGateIn), gb, lr.RankGate, ne)
+		lf.UpIn = f32Matrices(name(latUpIn), ub, lr.RankUp, ne)
+		lf.DownOut = f32Matrices(name(latDownOut), db, ne, lr.RankDown)
+		lf.ExpGate = f32Matrices(name(latGateExps), ge, nm, lr.RankGate)
+		lf.ExpUp = f32Matrices(name(latUpExps), ue, nm, lr.RankUp)
+		lf.ExpDown = f32Matrices(name(latDownExps), de, lr.RankDown, nm)
+		lf.RankG, lf.RankU, lf.RD = lr.RankGate, lr.RankUp, lr.RankDown
+		for e := range lf.GroupOf {
+			lf.GroupOf[e] = moe.GroupOf(e, c.NExpert, len(gb))
+		}
+		for _, ms := range [][]*Matrix{L.ExpGate, L.ExpUp, L.ExpDown} {
+			for _, mm := range ms {
+				rep.ParamsBefore += int64(mm.Rows) * int64(mm.Cols)
+			}
+		}
+		rep.ParamsAfter += lf.Params()
+		L.ExpGate, L.ExpUp, L.ExpDown, L.Latent = nil, nil, nil, lf
+		done++
+		if o.Progress != nil {
+			o.Progress("factoring", int64(done), int64(moeLayers))
+		}
+	}
+	if rep.Method == "svd-expert" {
+		rep.Groups = c.NExpert
+	}
+	return out, rep, nil
+}
+
+// f32Matrices wraps row-major float32 data as F32 matrices named like the stacked
+// tensor they are written to.
+func f32Matrices(name string, data [][]float32, rows, cols int) []*Matrix {
+	out := make([]*Matrix, len(data))
+	for i, d := range data {
+		b := unsafe.Slice((*byte)(unsafe.Pointer(&d[0])), 4*len(d))
+		mm, err := newMatrix(fmt.Sprintf("%s[%d]", name, i), loader.F32, rows, cols, b)
+		if err != nil {
+			panic(err) // the shapes come from the factorisation itself
+		}
+		out[i] = mm
+	}
+	return out
+}
+
+// MoLEMeta is the metadata a converted file records (docs/format.md, "MoLE").
+func (r *MoLEReport) MoLEMeta(o MoLEOptions) map[string]loader.Value {
+	var ranks []string
+	for _, l := range r.Layers {
+		if l.RankGate > 0 {
+			ranks = append(ranks, fmt.Sprintf("%d/%d/%d", l.RankGate, l.RankUp, l.RankDown))
+		}
+	}
+	choice := fmt.Sprintf("rank %d", o.Rank)
+	if o.Rank <= 0 {
+		choice = fmt.Sprintf("energy %g", o.Energy)
+	}
+	meta := map[string]loader.Value{
+		"mole.mole.method":              loader.StringValue(r.Method),
+		"mole.mole.groups":              loader.Uint32Value(uint32(r.Groups)),
+		"mole.mole.rank_choice":         loader.StringValue(choice),
+		"mole.mole.ranks":               loader.StringValue(strings.Join(ranks, ",")),
+		"mole.mole.whiten":              loader.BoolValue(o.Whiten),
+		"mole.mole.expert_params":       loader.Uint64Value(uint64(r.ParamsBefore)),
+		"mole.mole.latent_params":       loader.Uint64Value(uint64(r.ParamsAfter)),
+		"mole.mole.calibration_tokens":  loader.Uint32Value(uint32(r.CalibTokens)),
+		"mole.mole.damping":             loader.Float32Value(float32(moe.Damping)),
+		"mole.mole.tensor_layout":       loader.StringValue("gate/up: A[e] x B[group]; down: C[group] x D[e]"),
+		"mole.mole.group_of_expert_fmt": loader.StringValue("e*groups/n_expert"),
+	}
+	return meta
+}
+
+// latentTensors lists a latent layer's tensors by GGUF name for the writer.
+func (lf *LatentFFN) latentTensors(l int) []struct {
+	name string
+	ms   []*Matrix
+} {
+	name := func(t string) string { return fmt.Sprintf(t, l) }
+	return []struct {
+		name string
+		ms   []*Matrix
+	}{
+		{name(latGateIn), lf.GateIn}, {name(latGateExps), lf.ExpGate},
+		{name(latUpIn), lf.UpIn}, {name(latUpExps), lf.ExpUp},
+		{name(latDownOut), lf.DownOut}, {name(latDownExps), lf.ExpDown},
+	}
+}

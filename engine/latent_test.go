@@ -1,0 +1,184 @@
+package engine
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/loader/sharedmodels"
+)
+
+// loadKJV opens the F32 safetensors kjv-moe (the conversion's source).
+func loadKJV(t *testing.T) *Model {
+	t.Helper()
+	lm, err := loader.Open(sharedmodels.Path(t, "kjv-moe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lm.Close() })
+	m, err := Load(lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func kjvTokens(m *Model, n int) []int32 {
+	toks := m.Tok.Encode("In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep.", false, false)
+	return toks[:min(n, len(toks))]
+}
+
+// logitsOf runs tokens through Forward and returns every position's logits.
+func logitsOf(m *Model, toks []int32) [][]float32 {
+	s := m.NewState(len(toks) + 1)
+	var out [][]float32
+	for i, tk := range toks {
+		out = append(out, append([]float32(nil), s.Forward(tk, i)...))
+	}
+	return out
+}
+
+func maxDiff(a, b [][]float32) (d float64) {
+	for i := range a {
+		for j := range a[i] {
+			d = max(d, math.Abs(float64(a[i][j]-b[i][j])))
+		}
+	}
+	return d
+}
+
+func convertKJV(t *testing.T, m *Model, o MoLEOptions) (*Model, *MoLEReport) {
+	t.Helper()
+	lm, rep, err := ConvertMoLE(context.Background(), m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lm.Close)
+	return lm, rep
+}
+
+// At full rank (r = NEmbd) the shared basis spans everything, so the latent model is the
+// original up to float32 rounding of the factors.
+func TestLatentFullRankLogits(t *testing.T) {
+	m := loadKJV(t)
+	lm, rep := convertKJV(t, m, MoLEOptions{Rank: m.Config.NEmbd, Groups: 1})
+	if rep.Layers[0].EnergyGate < 1-1e-9 {
+		t.Fatalf("full rank keeps energy %v", rep.Layers[0].EnergyGate)
+	}
+	toks := kjvTokens(m, 24)
+	d := maxDiff(logitsOf(m, toks), logitsOf(lm, toks))
+	t.Logf("full rank: max |logit diff| %.3g", d)
+	if d > 2e-3 {
+		t.Fatalf("full-rank MoLE logits differ by %g", d)
+	}
+}
+
+// denseFromLatent returns a model whose experts are the dense reconstructions A B, C D of
+// lm's latent factors.
+func denseFromLatent(t *testing.T, lm *Model) *Model {
+	d := &Model{Config: lm.Config, Tok: lm.Tok, Embed: lm.Embed, OutNorm: lm.OutNorm, Output: lm.Output,
+		Layers: append([]Layer(nil), lm.Layers...), src: lm.src, pool: NewPool(0), act: lm.act}
+	t.Cleanup(d.Close)
+	c := &lm.Config
+	f32 := func(w []float32, rows, cols int) *Matrix {
+		mm, err := newMatrix("dense", loader.F32, rows, cols, unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mm
+	}
+	for l := range d.Layers {
+		L := &d.Layers[l]
+		if L.Latent == nil {
+			continue
+		}
+		for e := 0; e < c.NExpert; e++ {
+			g, u, dn := L.Latent.Expert(e)
+			L.ExpGate = append(L.ExpGate, f32(g, c.NFFExpert, c.NEmbd))
+			L.ExpUp = append(L.ExpUp, f32(u, c.NFFExpert, c.NEmbd))
+			L.ExpDown = append(L.ExpDown, f32(dn, c.NEmbd, c.NFFExpert))
+		}
+		L.Latent = nil
+	}
+	return d
+}
+
+// The latent pass (z = B x once, experts in latent space, C once after the weighted sum)
+// computes the same function as the dense experts A B, C D.
+func TestLatentMatchesDenseReconstruction(t *testing.T) {
+	m := loadKJV(t)
+	toks := kjvTokens(m, 16)
+	for _, o := range []MoLEOptions{{Rank: 48, Groups: 1}, {Rank: 40, Groups: 2}, {Rank: 48, Baseline: true}} {
+		lm, _ := convertKJV(t, m, o)
+		d := maxDiff(logitsOf(lm, toks), logitsOf(denseFromLatent(t, lm), toks))
+		t.Logf("%+v: max |logit diff| latent vs dense A·B: %.3g", o, d)
+		if d > 1e-4 {
+			t.Fatalf("%+v: latent and dense reconstruction differ by %g", o, d)
+		}
+		// A Batch gives every token Forward's bits, whatever else is in the step.
+		b := lm.NewBatch(len(toks), 0)
+		s := lm.NewState(0)
+		items := make([]BatchItem, len(toks))
+		for i, tk := range toks {
+			items[i] = BatchItem{State: s, Token: tk, Pos: i, Wants: true}
+		}
+		b.Forward(items)
+		want := logitsOf(lm, toks)
+		for i := range toks {
+			for j, v := range b.Logits(i) {
+				if v != want[i][j] {
+					t.Fatalf("%+v: batch logit %d of token %d: %v, Forward %v", o, j, i, v, want[i][j])
+				}
+			}
+		}
+	}
+}
+
+// A converted model written as GGUF loads back as the same latent model.
+func TestLatentGGUFRoundTrip(t *testing.T) {
+	m := loadKJV(t)
+	lm, rep := convertKJV(t, m, MoLEOptions{Rank: 40, Groups: 2})
+	path := filepath.Join(t.TempDir(), "kjv-mole.gguf")
+	if err := WriteGGUFWith(lm, path, GGUFOptions{DType: loader.F32, Meta: rep.MoLEMeta(MoLEOptions{Rank: 40, Groups: 2})}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := loader.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	back, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	for l := range back.Layers {
+		lf := back.Layers[l].Latent
+		if lf == nil || len(lf.GateIn) != 2 || lf.RankG != 40 || lf.Method != "mole" {
+			t.Fatalf("layer %d: latent layer not restored: %+v", l, lf)
+		}
+	}
+	if v, ok := f.GGUF.Uint("mole.mole.groups"); !ok || v != 2 {
+		t.Fatalf("mole.mole.groups = %v, %v", v, ok)
+	}
+	for l := range back.Layers {
+		a, b := lm.Layers[l].Latent, back.Layers[l].Latent
+		for i, ms := range [][2][]*Matrix{{a.GateIn, b.GateIn}, {a.ExpUp, b.ExpUp}, {a.DownOut, b.DownOut}, {a.ExpDown, b.ExpDown}} {
+			for e := range ms[0] {
+				if string(ms[0][e].Data) != string(ms[1][e].Data) {
+					t.Fatalf("layer %d tensor %d[%d]: bytes differ after the round trip", l, i, e)
+				}
+			}
+		}
+	}
+	// The GGUF of this Mixtral-family model stores q/k rows in llama.cpp's interleaved
+	// order, which rounds RoPE differently: logits agree to float tolerance, not bits.
+	toks := kjvTokens(m, 12)
+	if d := maxDiff(logitsOf(lm, toks), logitsOf(back, toks)); d > 1e-4 {
+		t.Fatalf("GGUF round trip changes logits by %g", d)
+	}
+}
