@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
 )
@@ -354,7 +355,7 @@ func fillTensor(out io.Writer, t genTensor, seed uint64) error {
 		for i := range row {
 			row[i] = t.konst
 		}
-		enc := encode(nil, t.dt, row)
+		enc := engine.EncodeRow(nil, t.dt, row)
 		for range t.rows {
 			if _, err := out.Write(enc); err != nil {
 				return err
@@ -454,24 +455,8 @@ func newRowGen(t genTensor) func(dst []byte, r *rand.Rand, row []float32) []byte
 			// 24 random bits mapped to [-1, 1).
 			row[i] = (float32(r.Uint32()>>8)*(1.0/(1<<23)) - 1) * t.scale
 		}
-		return encode(dst, t.dt, row)
+		return engine.EncodeRow(dst, t.dt, row)
 	}
-}
-
-func encode(dst []byte, dt loader.DType, row []float32) []byte {
-	switch dt {
-	case loader.F32:
-		return kernels.QuantizeF32(dst, row)
-	case loader.F16:
-		return kernels.QuantizeF16(dst, row)
-	case loader.BF16:
-		return kernels.QuantizeBF16(dst, row)
-	case loader.Q8_0:
-		return kernels.QuantizeQ8_0(dst, row)
-	case loader.Q4_0:
-		return kernels.QuantizeQ4_0(dst, row)
-	}
-	panic("bench: no encoder for " + dt.String())
 }
 
 // PresetHelp lists the visible presets, one per line, for help texts.

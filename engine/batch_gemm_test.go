@@ -30,14 +30,14 @@ func TestBatchExactTypes(t *testing.T) {
 		sm := newSynth(sp, sp.seed)
 		dir := t.TempDir()
 		sm.writeHF(t, filepath.Join(dir, "hf"), "")
-		m := loadPath(t, filepath.Join(dir, "hf"))
+		m := loadModelFile(t, filepath.Join(dir, "hf"))
 		models = append(models, named{sp.family + "-f32", m})
 		for _, dt := range []loader.DType{loader.F16, loader.Q8_0, loader.Q4_0} {
 			path := filepath.Join(dir, dt.String()+".gguf")
 			if err := WriteGGUF(m, path, dt); err != nil {
 				t.Fatal(err)
 			}
-			models = append(models, named{sp.family + "-" + dt.String(), loadPath(t, path)})
+			models = append(models, named{sp.family + "-" + dt.String(), loadModelFile(t, path)})
 		}
 	}
 	// A prompt chunk of a quantised model (the GEMM path) allocates nothing either.

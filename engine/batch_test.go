@@ -7,25 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/loader"
 )
-
-// loadDefaultModel loads the embedded kjv-moe, which needs nothing outside the repository.
-func loadDefaultModel(t testing.TB) *Model {
-	t.Helper()
-	lm, err := defaultmodel.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
 
 // batchModels returns the embedded model and every synthetic family (F32 safetensors, plus
 // Q8_0 GGUF of one MoE family so the non-expanding row path is covered).
@@ -35,14 +18,14 @@ func batchModels(t *testing.T) map[string]*Model {
 		sm := newSynth(sp, sp.seed)
 		dir := t.TempDir()
 		sm.writeHF(t, filepath.Join(dir, "hf"), "")
-		m := loadPath(t, filepath.Join(dir, "hf"))
+		m := loadModelFile(t, filepath.Join(dir, "hf"))
 		ms[sp.family] = m
 		if sp.family == "qwen2moe" {
 			path := filepath.Join(dir, "q8.gguf")
 			if err := WriteGGUF(m, path, loader.Q8_0); err != nil {
 				t.Fatal(err)
 			}
-			ms["qwen2moe-q8_0"] = loadPath(t, path)
+			ms["qwen2moe-q8_0"] = loadModelFile(t, path)
 		}
 	}
 	return ms

@@ -188,7 +188,7 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 					src = rowPerm(r)
 				}
 				mm.RowF32(src, row)
-				data = encodeRow(data, dt, row)
+				data = EncodeRow(data, dt, row)
 			}
 		}
 		shape := []int{rows, cols}
@@ -274,7 +274,9 @@ func interleavePerm(d int) func(int) int {
 	}
 }
 
-func encodeRow(dst []byte, dt loader.DType, row []float32) []byte {
+// EncodeRow appends row encoded as dt (F32, F16, BF16, Q8_0 or Q4_0, llama.cpp's block
+// layouts) to dst; writers of GGUF files share it.
+func EncodeRow(dst []byte, dt loader.DType, row []float32) []byte {
 	switch dt {
 	case loader.F32:
 		return kernels.QuantizeF32(dst, row)
@@ -287,7 +289,7 @@ func encodeRow(dst []byte, dt loader.DType, row []float32) []byte {
 	case loader.Q4_0:
 		return kernels.QuantizeQ4_0(dst, row)
 	}
-	panic("encodeRow: unsupported type " + dt.String())
+	panic("EncodeRow: unsupported type " + dt.String())
 }
 
 // encodeMatrices writes ms (one matrix, or the experts of a stacked tensor) through

@@ -114,7 +114,7 @@ func TestConvertKJVMatchesLlamaCpp(t *testing.T) {
 	if !strings.HasPrefix(moses.Text, "And the LORD said unto Moses,") {
 		t.Fatalf("reference prompt 1 is %q", moses.Text)
 	}
-	m := loadGGUFModel(t, out)
+	m := loadModelFile(t, out)
 	if m.Config.Family != "mixtral" || m.Config.RopeNeoX || m.Tok == nil {
 		t.Fatalf("converted file loads as %+v (tokenizer %v)", m.Config, m.Tok != nil)
 	}
@@ -134,22 +134,6 @@ func TestConvertKJVMatchesLlamaCpp(t *testing.T) {
 		t.Errorf("greedy continuation of %q from the converted file\n got %v\nwant %v", moses.Text, got, moses.Greedy.IDs)
 	}
 	t.Logf("converted file continues %q with %q", moses.Text, m.Tok.Decode(got))
-}
-
-// loadGGUFModel loads a model from any path (openTestModel's are below ../shared/models).
-func loadGGUFModel(t *testing.T, path string) *Model {
-	t.Helper()
-	lm, err := loader.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
 }
 
 func openGGUF(t *testing.T, path string) *loader.GGUFFile {

@@ -8,24 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/mole-llm/mole/loader"
-	"github.com/mole-llm/mole/loader/sharedmodels"
 )
-
-// loadKJV opens the F32 safetensors kjv-moe (the conversion's source).
-func loadKJV(t *testing.T) *Model {
-	t.Helper()
-	lm, err := loader.Open(sharedmodels.Path(t, "kjv-moe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
 
 func kjvTokens(m *Model, n int) []int32 {
 	toks := m.Tok.Encode("In the beginning God created the heaven and the earth. And the earth was without form, and void; and darkness was upon the face of the deep.", false, false)
@@ -64,7 +47,7 @@ func convertKJV(t *testing.T, m *Model, o MoLEOptions) (*Model, *MoLEReport) {
 // At full rank (r = NEmbd) the shared basis spans everything, so the latent model is the
 // original up to float32 rounding of the factors.
 func TestLatentFullRankLogits(t *testing.T) {
-	m := loadKJV(t)
+	m := openTestModel(t, "kjv-moe")
 	lm, rep := convertKJV(t, m, MoLEOptions{Rank: m.Config.NEmbd, Groups: 1})
 	if rep.Layers[0].EnergyGate < 1-1e-9 {
 		t.Fatalf("full rank keeps energy %v", rep.Layers[0].EnergyGate)
@@ -110,7 +93,7 @@ func denseFromLatent(t *testing.T, lm *Model) *Model {
 // The latent pass (z = B x once, experts in latent space, C once after the weighted sum)
 // computes the same function as the dense experts A B, C D.
 func TestLatentMatchesDenseReconstruction(t *testing.T) {
-	m := loadKJV(t)
+	m := openTestModel(t, "kjv-moe")
 	toks := kjvTokens(m, 16)
 	for _, o := range []MoLEOptions{{Rank: 48, Groups: 1}, {Rank: 40, Groups: 2}, {Rank: 48, Baseline: true}} {
 		lm, _ := convertKJV(t, m, o)
@@ -140,7 +123,7 @@ func TestLatentMatchesDenseReconstruction(t *testing.T) {
 
 // A converted model written as GGUF loads back as the same latent model.
 func TestLatentGGUFRoundTrip(t *testing.T) {
-	m := loadKJV(t)
+	m := openTestModel(t, "kjv-moe")
 	lm, rep := convertKJV(t, m, MoLEOptions{Rank: 40, Groups: 2})
 	path := filepath.Join(t.TempDir(), "kjv-mole.gguf")
 	if err := WriteGGUFWith(lm, path, GGUFOptions{DType: loader.F32, Meta: rep.MoLEMeta(MoLEOptions{Rank: 40, Groups: 2})}); err != nil {

@@ -86,7 +86,7 @@ func TestMWQPerplexity(t *testing.T) {
 	// default a subset (heldoutWindows) with looser bounds that a broken plane or scale
 	// still fails, and the fall of perplexity with width.
 	windows := heldoutWindows()
-	fm := openDefaultForQuant(t)
+	fm := loadDefaultModel(t)
 	ids := heldoutIDs(t, fm)
 	ppl := func(m *Model) float64 {
 		r, err := m.Perplexity(context.Background(), m.NewState(256), ids, PerplexityOptions{Window: 256, MaxWindows: windows})
@@ -127,7 +127,7 @@ func TestMWQPerplexity(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("%s: quantised in %v (calibration %s, %d tokens)", scheme, time.Since(t0).Round(time.Second), calibName, len(calib))
-		m := loadPath(t, path)
+		m := loadModelFile(t, path)
 		prev := math.Inf(1)
 		for _, b := range []int{cfg.BaseBits, cfg.BaseBits + 1, cfg.MaxBits} {
 			if scheme == "mwq58" && b == 6 {
@@ -156,10 +156,10 @@ func TestMWQPerplexity(t *testing.T) {
 // rows (to int8-activation rounding), a forward step allocates nothing, and
 // SetExpertBits clamps to the stored widths.
 func TestMWQForward(t *testing.T) {
-	fm := openDefaultForQuant(t)
+	fm := loadDefaultModel(t)
 	path := filepath.Join(t.TempDir(), "kjv-mwq24.gguf")
 	writeFakeMWQ(t, fm, path)
-	m := loadPath(t, path)
+	m := loadModelFile(t, path)
 	if b1, k, ok := m.MWQBits(); !ok || b1 != 2 || k != 4 {
 		t.Fatalf("MWQBits = %d, %d, %v", b1, k, ok)
 	}

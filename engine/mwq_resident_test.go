@@ -68,7 +68,7 @@ func TestMWQResidentPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and evicts a 12 MB file: not in -short")
 	}
-	fm := openDefaultForQuant(t)
+	fm := loadDefaultModel(t)
 	path := filepath.Join(t.TempDir(), "kjv-mwq24.gguf")
 	// Random bits: which bytes are read is the point here, not quality.
 	nl, ne := fm.Config.NLayer, fm.Config.NExpert

@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -25,7 +24,7 @@ func TestQuantizedGreedy(t *testing.T) {
 	}{
 		{"stories260K", func(t *testing.T) *Model { return openTestModel(t, "stories260K/stories260K.gguf") },
 			func(*Model) []int32 { return []int32{1} }, map[loader.DType]int{loader.Q8_0: n, loader.Q4_0: n}},
-		{"kjv-moe", openDefaultForQuant,
+		{"kjv-moe", func(t *testing.T) *Model { return loadDefaultModel(t) },
 			func(m *Model) []int32 { return m.Tok.Encode("And the LORD said unto Moses,", true, false) },
 			// Q4_0 leaves at token 18, the near-tie where llama.cpp's own Q4_0 file leaves
 			// the F32 continuation too (../shared/models/kjv-moe-gguf/SOURCE.txt).
@@ -42,7 +41,7 @@ func TestQuantizedGreedy(t *testing.T) {
 					if err := WriteGGUF(base, path, dt); err != nil {
 						t.Fatal(err)
 					}
-					m := loadPath(t, path)
+					m := loadModelFile(t, path)
 					if L := &m.Layers[0]; !L.Wq.Quantized() || L.Wq.DType != dt {
 						t.Fatalf("Wq is %v (quantized %v), want %v", L.Wq.DType, L.Wq.Quantized(), dt)
 					}
@@ -64,21 +63,6 @@ func TestQuantizedGreedy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func openDefaultForQuant(t *testing.T) *Model {
-	t.Helper()
-	lm, err := defaultmodel.Open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
 }
 
 // BenchmarkDecodeKJVQ8_0: tokens/s of single-sequence decode of llama.cpp's kjv-moe Q8_0

@@ -25,21 +25,6 @@ var kjvQuant struct {
 	err   error
 }
 
-func loadModelFile(t testing.TB, path string) *Model {
-	t.Helper()
-	lm, err := loader.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
 // kjvQuantized returns the float32 kjv-moe and the path of its file in each scheme,
 // quantized with the built-in calibration text as `mole quantize` does.
 func kjvQuantized(t *testing.T) (float32Dir string, files map[string]string) {

@@ -386,21 +386,6 @@ func refForward(m *synthModel, toks []int32) ([][]float64, float64) {
 	return all, minGap
 }
 
-func loadPath(t *testing.T, path string) *Model {
-	t.Helper()
-	lm, err := loader.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
-
 func runAll(m *Model, toks []int32) [][]float32 {
 	s := m.NewState(len(toks))
 	var out [][]float32
@@ -425,7 +410,7 @@ func TestSynthFamilies(t *testing.T) {
 			}
 			dir := t.TempDir()
 			sm.writeHF(t, filepath.Join(dir, "hf"), "")
-			m := loadPath(t, filepath.Join(dir, "hf"))
+			m := loadModelFile(t, filepath.Join(dir, "hf"))
 			if m.Config.Family != sp.family || !m.Config.RopeNeoX {
 				t.Fatalf("config %+v", m.Config)
 			}
@@ -449,7 +434,7 @@ func TestSynthFamilies(t *testing.T) {
 				if err := WriteGGUF(m, path, c.dt); err != nil {
 					t.Fatal(err)
 				}
-				g := loadPath(t, path)
+				g := loadModelFile(t, path)
 				if g.Config.Family != sp.family || g.Config.RopeNeoX != (ggufArch[sp.family] != "llama") {
 					t.Fatalf("GGUF config %+v", g.Config)
 				}
@@ -475,7 +460,7 @@ func TestForwardNoAllocs(t *testing.T) {
 	sm := newSynth(synthSpecs[0], 1)
 	dir := t.TempDir()
 	sm.writeHF(t, dir, "")
-	models := []*Model{loadPath(t, dir)}
+	models := []*Model{loadModelFile(t, dir)}
 	models[0].SetThreads(3)
 	if _, err := os.Stat(filepath.Join(sharedmodels.Find(t), "kjv-moe")); err == nil {
 		models = append(models, openTestModel(t, "kjv-moe"))

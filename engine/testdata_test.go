@@ -6,30 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/loader/sharedmodels"
 
 	"github.com/mole-llm/mole/loader"
 )
-
-// openTestModel opens and loads a model below the shared models directory.
-func openTestModel(t testing.TB, rel string) *Model {
-	t.Helper()
-	path := filepath.Join(sharedmodels.Find(t), rel)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("../shared/models/%s not found: %v", rel, err)
-	}
-	lm, err := loader.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lm.Close() })
-	m, err := Load(lm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
-}
 
 type kjvReference struct {
 	Prompts []struct {
@@ -90,4 +71,38 @@ func greedy(s *State, prompt []int32, n int) []int32 {
 		}
 	}
 	return out
+}
+
+// openTestModel loads a model below ../shared/models, skipping when it is absent.
+func openTestModel(t testing.TB, rel string) *Model {
+	t.Helper()
+	return loadModelFile(t, sharedmodels.Path(t, rel))
+}
+
+// loadModelFile opens and loads the model at path; both are closed when the test ends.
+func loadModelFile(t testing.TB, path string) *Model {
+	t.Helper()
+	lm, err := loader.Open(path)
+	return loadOpened(t, lm, err)
+}
+
+// loadDefaultModel loads the embedded kjv-moe, which needs nothing outside the repository.
+func loadDefaultModel(t testing.TB) *Model {
+	t.Helper()
+	lm, err := defaultmodel.Open()
+	return loadOpened(t, lm, err)
+}
+
+func loadOpened(t testing.TB, lm *loader.Model, err error) *Model {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lm.Close() })
+	m, err := Load(lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }
