@@ -178,14 +178,17 @@ func siluMulImpl(gate, up []float32) {
 // float64.
 const softmaxChunk = 1 << 16
 
-// Crossovers (row length from which Softmax runs two passes), measured with
-// BenchmarkSoftmax (min of N, both algorithms in one run) on the development VM (Xeon,
-// 2 MiB L2 per core, 300 MiB shared L3, heavily shared): AVX-512 two-pass/three-pass
-// speed 0.82 at 32K and 150K floats, 1.10 at 1M, 1.26 at 4M; AVX2 0.63 at 32K, 0.82 at
-// 1M, 1.15 at 4M. Vocabulary and attention rows therefore always run three passes.
+// Crossovers (row length from which Softmax runs two passes), measured with the
+// software-prefetching two-pass kernels (BenchmarkSoftmax and a size sweep, min of 30,
+// both algorithms alternating in one run) on the development VM (Xeon, 2 MiB L2 per core,
+// 300 MiB shared L3, machine loaded by other jobs): AVX-512 two-pass/three-pass speed
+// 0.90-0.99 at 32K, 0.90-0.95 at 150K, 0.94 at 256K, 1.19-1.45 at 512K, 1.4-1.5 at 1M-4M,
+// 1.66-1.74 at 16M; AVX2 0.70-0.72 up to 256K, 0.8 at 512K, 1.0 at 1M, 1.06 at 2M, 1.3 at
+// 4M. The two-pass form wins once the row no longer fits in L2; vocabulary and attention
+// rows stay below that and run three passes.
 var (
-	crossAVX512 = 1 << 20
-	crossAVX2   = 1 << 22
+	crossAVX512 = 1 << 19
+	crossAVX2   = 1 << 21
 )
 
 // SoftmaxCrossover is the row length from which Softmax uses the two-pass algorithm on

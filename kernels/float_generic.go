@@ -146,8 +146,10 @@ const (
 )
 
 // expParts returns (n, p) for x, x clamped to +-twoPassClamp (NaN stays NaN). n is
-// computed exactly as the SIMD kernels do (float32 product, round half to even); the
-// reduction x - n*ln2 is done in float64 (the kernels use two FMAs).
+// computed as the SIMD three-pass and SiLU kernels do (float32 product, round half to
+// even; the two-pass kernels round the fused product x*log2e + 1.5*2^23 instead, which
+// can move n by one at a tie, with the same accuracy); the reduction x - n*ln2 is done
+// in float64 (the kernels use two FMAs).
 func expParts(x float32) (n, p float32) {
 	if x < -twoPassClamp {
 		x = -twoPassClamp

@@ -109,6 +109,29 @@ func (a arch) expParts(x VecVirtual) (n, p VecVirtual) {
 	return n, p
 }
 
+// expPartsMagic is expParts with n rounded by the 1.5*2^23 trick: n = (x*log2e + magic)
+// - magic in one FMA and one subtraction (round half to even, exact for |x*log2e| < 2^22)
+// instead of a multiply and VRNDSCALEPS/VROUNDPS (two uops on Intel cores). The product is
+// rounded once inside the FMA, so n may differ from round(float32(x*log2e)) when x*log2e
+// lies within half an ulp of a half-integer; t then lies a hair outside [-ln2/2, ln2/2],
+// where the polynomial is as accurate. x must be clamped to |x| <= 1e5 (or NaN).
+func (a arch) expPartsMagic(x, magic VecVirtual) (n, p VecVirtual) {
+	n = a.V()
+	VMOVAPS(x, n)
+	VFMADD132PS(cLog2e(), magic, n)
+	VSUBPS(magic, n, n)
+	VFNMADD231PS(fc("ln2hi", ln2hi), n, x)
+	VFNMADD231PS(fc("ln2lo", ln2lo), n, x)
+	p = a.V()
+	VMOVUPS(fc("c5", c5), p)
+	VFMADD213PS(fc("c4", c4), x, p)
+	VFMADD213PS(fc("c3", c3), x, p)
+	VFMADD213PS(fc("c2", c2), x, p)
+	VFMADD213PS(fc("c1", c1), x, p)
+	VFMADD213PS(fc("one", 1), x, p)
+	return n, p
+}
+
 // scale2 sets v = v * 2^d for integral d. AVX-512: VSCALEFPS (exact, with overflow to inf
 // and gradual underflow). AVX2 (only used with d <= 0): 2^d is built from exponent bits,
 // d < -126 giving 0 (results below 2^-126 flush to zero). d is destroyed on AVX2.
@@ -845,14 +868,16 @@ func (a arch) twoPass1() {
 		VADDPS(ps[0], m, m)
 		VMOVUPS(g, e)
 	}
+	magic := a.loadReg(fc("magic", 0x1.8p23))
 	parts := func(v VecVirtual) (VecVirtual, VecVirtual) {
 		clampLo(v, lo)
-		nn, p := a.expParts(v)
+		nn, p := a.expPartsMagic(v, magic)
 		return p, nn
 	}
 	i := GP64()
 	XORQ(i, i)
 	loop("main", i, n, U*a.w, func() {
+		prefetch(x, i, U*a.w)
 		ps, ns := make([]VecVirtual, U), make([]VecVirtual, U)
 		for u := 0; u < U; u++ {
 			v := a.V()
@@ -896,15 +921,13 @@ func (a arch) twoPass2() {
 		k[j] = a.V()
 		VMULPS(c, vinv, k[j])
 	}
+	magic := a.loadReg(fc("magic", 0x1.8p23))
 	one := func(v VecVirtual) VecVirtual {
 		clampLo(v, lo)
 		nn := a.V()
-		VMULPS(cLog2e(), v, nn)
-		if a.z {
-			VRNDSCALEPS(U8(0), nn, nn)
-		} else {
-			VROUNDPS(U8(0), nn, nn)
-		}
+		VMOVAPS(v, nn)
+		VFMADD132PS(cLog2e(), magic, nn)
+		VSUBPS(magic, nn, nn)
 		VFNMADD231PS(fc("ln2hi", ln2hi), nn, v)
 		VFNMADD231PS(fc("ln2lo", ln2lo), nn, v)
 		p := a.V()
@@ -920,6 +943,7 @@ func (a arch) twoPass2() {
 	XORQ(i, i)
 	const U = 2
 	loop("main", i, n, U*a.w, func() {
+		prefetch(x, i, U*a.w)
 		for u := 0; u < U; u++ {
 			v := a.V()
 			VMOVUPS(at(x, i, u*a.w), v)
@@ -939,6 +963,21 @@ func (a arch) twoPass2() {
 	VZEROUPPER()
 	RET()
 }
+
+// prefetch issues one PREFETCHT0 per cache line of the floats [i+pfDist, i+pfDist+step).
+func prefetch(x, i GPVirtual, step int) {
+	for off := 0; off < step; off += 16 {
+		PREFETCHT0(at(x, i, pfDist+off))
+	}
+}
+
+// pfDist is how far ahead (in floats: 8 KiB) the two-pass softmax prefetches. Measured
+// on the development VM (Xeon, 16M-float rows): pass 1 and pass 2 each ran ~1.7x faster
+// with it (4.3-4.5 ms instead of 7.5 ms per pass, i.e. at the speed of a plain streaming
+// read), 1 KiB ahead gave half the gain, 4 KiB-16 KiB the same; in cache it costs nothing
+// measurable. Without it the exp arithmetic and the memory stream do not overlap: the loop
+// issues too few loads for the hardware prefetcher to run far enough ahead.
+const pfDist = 2048
 
 // multiMax is the most vectors one dotMulti kernel serves on a path (see dotMulti).
 func multiMax(a arch) int {
