@@ -2,16 +2,20 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/quant"
 )
 
 func tinyShape(t *testing.T) Shape {
@@ -353,5 +357,280 @@ func TestCommitAndRSS(t *testing.T) {
 	}
 	if _, err := os.Stat("/proc/self/status"); err == nil && PeakRSS() <= 0 {
 		t.Error("no peak RSS on a system with /proc")
+	}
+}
+
+// mole's own schemes: every arch loads with the tensor types `mole quantize` writes, the
+// metadata mole info shows, valid encodings (A8W4 zero points, multipliers and padding),
+// weights of variance about 1/cols at every MWQ width, and finite, non-degenerate logits.
+func TestGenerateMoleSchemes(t *testing.T) {
+	dir := t.TempDir()
+	shape := tinyShape(t)
+	// 200-wide experts: the down projections' rows are padded to 224 (MOLE_Q8, A8W4) and
+	// are not whole MWQ groups, so they stay MOLE_Q8 in the MWQ schemes.
+	shape.NFFExpert = 200
+	for _, arch := range Archs {
+		for _, scheme := range MoleSchemes {
+			dt, sc, err := ParseGenType(strings.ToUpper(scheme))
+			if err != nil || sc != scheme || dt != 0 {
+				t.Fatalf("ParseGenType(%s) = %v %q %v", scheme, dt, sc, err)
+			}
+			path := filepath.Join(dir, arch+"-"+scheme+".gguf")
+			if err := GenerateGGUF(path, GenOptions{Shape: shape, Arch: arch, Scheme: scheme, Seed: 5}); err != nil {
+				t.Fatalf("%s %s: %v", arch, scheme, err)
+			}
+			lm, m := load(t, path)
+			what := arch + " " + scheme
+			if got, _ := lm.GGUF.String("mole.quant.scheme"); got != scheme {
+				t.Errorf("%s: mole.quant.scheme %q", what, got)
+			}
+			if g, _ := lm.GGUF.Uint("mole.quant.group_size"); g != 128 {
+				t.Errorf("%s: group size %d", what, g)
+			}
+			if _, ok := lm.GGUF.Uint("general.file_type"); ok {
+				t.Errorf("%s: general.file_type is set", what)
+			}
+			b1, k, isMWQ := mwqWidths(scheme)
+			if b, _ := lm.GGUF.Uint("mole.mwq.base_bits"); isMWQ && int(b) != b1 {
+				t.Errorf("%s: mole.mwq.base_bits %d", what, b)
+			}
+			wantProj := map[string]loader.DType{"q8": loader.MoleQ8, "a8w4": loader.MoleA8W4}[scheme]
+			if isMWQ {
+				wantProj = loader.MoleQ8
+			}
+			L := m.Layers[0]
+			if m.Embed.DType != loader.F16 || m.Output.DType != loader.MoleQ8 || L.Wq.DType != wantProj || L.Wo.DType != wantProj {
+				t.Errorf("%s: embedding %v, head %v, q %v, o %v", what, m.Embed.DType, m.Output.DType, L.Wq.DType, L.Wo.DType)
+			}
+			if arch == "llama" {
+				if L.Gate.DType != wantProj {
+					t.Errorf("%s: dense FFN %v", what, L.Gate.DType)
+				}
+			} else {
+				wantExp := wantProj
+				if isMWQ {
+					wantExp, _ = quant.MWQBaseDType(b1)
+				}
+				if L.Router.DType != loader.F16 || L.ExpGate[0].DType != wantExp || L.ExpUp[3].DType != wantExp || L.ExpDown[0].DType != wantProj {
+					t.Errorf("%s: router %v, experts %v %v %v", what, L.Router.DType, L.ExpGate[0].DType, L.ExpUp[3].DType, L.ExpDown[0].DType)
+				}
+				if base, maxBits, ok := m.MWQBits(); ok != isMWQ || base != b1 || maxBits != k {
+					t.Errorf("%s: MWQ bits %d..%d %v", what, base, maxBits, ok)
+				}
+			}
+			if scheme == "a8w4" {
+				checkA8W4(t, lm, "blk.1.attn_q.weight")
+				if arch != "llama" {
+					checkA8W4(t, lm, "blk.0.ffn_down_exps.weight")
+				}
+			}
+			// Weights have variance about 1/cols (the llama.cpp types' uniform ±sqrt(3/cols)),
+			// at every MWQ width.
+			mats := []*engine.Matrix{L.Wq, m.Output}
+			if arch == "llama" {
+				mats = append(mats, L.Down)
+			} else {
+				mats = append(mats, L.ExpGate[1], L.ExpDown[2])
+			}
+			widths := []int{0}
+			if isMWQ && arch != "llama" {
+				widths = []int{b1, k}
+			}
+			for _, b := range widths {
+				m.SetExpertBits([]int{b})
+				for _, mm := range mats {
+					if v := meanSquare(mm) * float64(mm.Cols); v < 0.6 || v > 1.6 {
+						t.Errorf("%s at %d bits: %s has cols x mean square %.3f, want about 1", what, b, mm.Name, v)
+					}
+				}
+			}
+			st := m.NewState(8)
+			for i := range 6 {
+				logits := st.Forward(int32(50+37*i), i)
+				var sum, sq float64
+				for _, v := range logits {
+					if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+						t.Fatalf("%s: logit %v at position %d", what, v, i)
+					}
+					sum += float64(v)
+					sq += float64(v) * float64(v)
+				}
+				n := float64(len(logits))
+				if sd := math.Sqrt(sq/n - sum*sum/n/n); sd < 0.05 || sd > 100 {
+					t.Errorf("%s: logits' standard deviation %.3g at position %d: the activations vanish or blow up", what, sd, i)
+				}
+			}
+		}
+	}
+	// The same seed gives the same bytes.
+	a, b := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
+	for _, p := range []string{a, b} {
+		if err := GenerateGGUF(p, GenOptions{Shape: shape, Scheme: "mwq24", Seed: 9}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ba, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	if !bytes.Equal(ba, bb) {
+		t.Error("mwq24: same seed, different bytes")
+	}
+	if err := GenerateGGUF(a, GenOptions{Shape: shape, Scheme: "q4"}); err == nil {
+		t.Error("unknown scheme accepted")
+	}
+}
+
+// checkA8W4 checks the MOLE_A8W4 tensor name against docs/format.md: zero points 0..15,
+// multipliers >= 1, S2*(q-z) an int8 for every code, padding codes equal to the last
+// group's zero point.
+func checkA8W4(t *testing.T, lm *loader.Model, name string) {
+	t.Helper()
+	codes, _ := lm.Tensor(name)
+	grp, ok := lm.Tensor(name + ".group")
+	if codes == nil || !ok || grp.DType != loader.I8 {
+		t.Fatalf("%s: tensors %v %v", name, codes, grp)
+	}
+	pc := codes.Shape[len(codes.Shape)-1]
+	ng := grp.Shape[len(grp.Shape)-1] / 2
+	rows := codes.Elems() / pc
+	cols := pc
+	if strings.Contains(name, "down") {
+		cols = 200
+	}
+	if ng != (pc+127)/128 || grp.Elems() != rows*2*ng {
+		t.Fatalf("%s: %d groups for %d padded columns, %d group bytes for %d rows", name, ng, pc, grp.Elems(), rows)
+	}
+	seen := map[int]bool{}
+	for r := range rows {
+		row := codes.Data[r*pc/2 : (r+1)*pc/2]
+		for k := range pc {
+			b := row[k/32*16+k%16]
+			q := int(b & 15)
+			if k%32 >= 16 {
+				q = int(b >> 4)
+			}
+			g := k / 128
+			z, s2 := int(int8(grp.Data[2*(r*ng+g)])), int(int8(grp.Data[2*(r*ng+g)+1]))
+			if z < 0 || z > 15 || s2 < 1 || s2*(q-z) < -127 || s2*(q-z) > 127 {
+				t.Fatalf("%s row %d col %d: code %d, zero %d, S2 %d", name, r, k, q, z, s2)
+			}
+			if k >= cols && q != z {
+				t.Fatalf("%s row %d: padding code %d at %d, zero point %d", name, r, q, k, z)
+			}
+			seen[q] = true
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%s: only %d distinct codes", name, len(seen))
+	}
+}
+
+// meanSquare is the mean of w² over a matrix, dequantized by the engine.
+func meanSquare(mm *engine.Matrix) float64 {
+	row := make([]float32, mm.Cols)
+	var s float64
+	for r := range mm.Rows {
+		mm.RowF32(r, row)
+		for _, v := range row {
+			s += float64(v) * float64(v)
+		}
+	}
+	return s / float64(mm.Rows*mm.Cols)
+}
+
+// MWQ bytes per token, by hand for tiny-moe in mwq24 (expert width 192: gate and up are
+// MWQ, down is not a whole number of 128-groups and stays MOLE_Q8):
+//
+//	attention per layer: MOLE_Q8, (128+64+64+128) rows of 128 bytes = 49152
+//	router per layer: F16 4x128 = 1024
+//	one expert at b bits: gate and up 192 rows x (36-byte base + (b-2) x 18-byte planes),
+//	  down 128 rows of 192 int8: 2*(6912 + (b-2)*3456) + 24576; two used per layer
+//	output head MOLE_Q8 512x128 = 65536; other: embedding row (F16) 256 + 512 + 2 x 1024
+//
+// and the file's weights hold every plane: 512x256 + 512 + 65536 + 2 x (1024 + 49152 +
+// 1024 + 4 x (2*(6912+6912) + 24576)) = 717312.
+func TestTrafficMWQ(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mwq24.gguf")
+	if err := GenerateGGUF(p, GenOptions{Shape: tinyShape(t), Scheme: "mwq24"}); err != nil {
+		t.Fatal(err)
+	}
+	_, m := load(t, p)
+	expert := func(b int) int64 { return 2*(6912+int64(b-2)*3456) + 24576 }
+	for _, c := range []struct{ bits []int }{{[]int{2}}, {[]int{3}}, {[]int{4}}, {[]int{2, 4}}} {
+		got := TrafficAt(m, m.SetExpertBits(c.bits))
+		b0, b1 := c.bits[0], c.bits[len(c.bits)-1]
+		want := Traffic{Attention: 2 * 49152, Router: 2 * 1024, Experts: 2*expert(b0) + 2*expert(b1), Output: 65536, Other: 256 + 512 + 2*1024}
+		if got.Attention != want.Attention || got.Router != want.Router || got.Experts != want.Experts || got.Output != want.Output ||
+			got.Other != want.Other || got.Bytes != want.Attention+want.Router+want.Experts+want.Output+want.Other || got.FileBytes != 717312 {
+			t.Errorf("bits %v:\n got %+v\nwant %+v (file 717312)", c.bits, got, want)
+		}
+	}
+	// TrafficOf counts the widest width, whatever the model is set to.
+	m.SetExpertBits([]int{2})
+	if got, want := TrafficOf(m).Experts, 4*expert(4); got != want {
+		t.Errorf("TrafficOf: experts %d, want %d", got, want)
+	}
+}
+
+// Run at several expert widths: one row per width and test, narrowest first, each with
+// its own bytes per token; a model without MWQ experts runs once; a width the model
+// does not store is refused.
+func TestRunExpertBits(t *testing.T) {
+	defer func(v int) { BufferBytes = v }(BufferBytes)
+	BufferBytes = 16 << 20
+	dir := t.TempDir()
+	mwq, q8 := filepath.Join(dir, "mwq24.gguf"), filepath.Join(dir, "q8.gguf")
+	for p, sc := range map[string]string{mwq: "mwq24", q8: "q8"} {
+		if err := GenerateGGUF(p, GenOptions{Shape: tinyShape(t), Scheme: sc}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func(path string) (*engine.Model, func(), error) {
+		lm, err := loader.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		m, err := engine.Load(lm)
+		if err != nil {
+			lm.Close()
+			return nil, nil, err
+		}
+		return m, func() { m.Close(); lm.Close() }, nil
+	}
+	o := Options{Models: []string{mwq, q8}, Open: open, Prompts: []int{4}, Gens: []int{3}, Reps: 1, Threads: []int{1}, ExpertBits: []int{4, 2, 4}}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	bytesAt := map[int]int64{}
+	for _, x := range rep.Results {
+		got = append(got, fmt.Sprintf("%s@%d %s", x.ModelType, x.ExpertBits, x.Test))
+		if x.ExpertBits > 0 {
+			bytesAt[x.ExpertBits] = x.BytesToken
+		}
+	}
+	want := []string{"llama 821K MWQ24@2 pp4", "llama 821K MWQ24@2 tg3", "llama 821K MWQ24@4 pp4", "llama 821K MWQ24@4 tg3",
+		"llama 821K MOLE_Q8@0 pp4", "llama 821K MOLE_Q8@0 tg3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("results %q, want %q", got, want)
+	}
+	// Two more planes of 18 bytes per 128 weights, in gate and up of 2 experts x 2 layers.
+	if d := bytesAt[4] - bytesAt[2]; d != 2*2*2*2*3456 {
+		t.Errorf("4 bits read %d bytes more than 2 bits, want %d", d, 2*2*2*2*3456)
+	}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	if !strings.Contains(md.String(), "| threads | expert bits | test |") || !strings.Contains(md.String(), "| 1 | 2 | tg3 |") ||
+		!strings.Contains(md.String(), "| 1 | - | tg3 |") {
+		t.Errorf("markdown:\n%s", md.String())
+	}
+	var csvb bytes.Buffer
+	rep.WriteCSV(&csvb)
+	if lines := strings.Split(csvb.String(), "\n"); !strings.Contains(lines[0], ",n_threads,expert_bits,test,") || !strings.Contains(lines[1], ",1,2,pp4,") {
+		t.Errorf("CSV:\n%s", csvb.String())
+	}
+	o.Models, o.ExpertBits = []string{mwq}, []int{5}
+	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "2 to 4 bits") {
+		t.Errorf("width 5 on mwq24: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,11 @@ type GenOptions struct {
 	Shape Shape
 	Arch  string       // one of Archs; "" means Shape.Arch
 	Type  loader.DType // weight matrices (F32, F16, BF16, Q8_0, Q4_0); norms, biases and routers are F32
-	Seed  uint64
+	// Scheme, when set, is one of mole's own schemes (MoleSchemes: q8, a8w4, mwq24,
+	// mwq58) and replaces Type: the file holds what `mole quantize --type Scheme` writes
+	// (genmole.go).
+	Scheme string
+	Seed   uint64
 	// Progress, when set, receives a progress bar for files of at least ProgressMin bytes.
 	Progress io.Writer
 }
@@ -120,7 +125,9 @@ func ParseType(s string) (loader.DType, error) {
 }
 
 // genTensor is one tensor of a generated file: rows rows of cols values drawn uniformly
-// from [-scale, scale] (or all equal to const when scale is 0), stored as dt.
+// from [-scale, scale] (or all equal to const when scale is 0), stored as dt. Tensors
+// of mole's schemes (enc != encPlain) are the matrix matrix of rows x cols, or one of
+// its companions, with a row of the companion per row of the matrix.
 type genTensor struct {
 	name       string
 	dt         loader.DType
@@ -128,12 +135,35 @@ type genTensor struct {
 	rows, cols int
 	scale      float32
 	konst      float32
+	enc        moleEnc
+	matrix     string // the matrix a mole-scheme tensor belongs to
+	b1, plane  int    // MWQ: base width, and the plane k of a residual plane
 }
 
 // plan lists the tensors of a generated model in llama.cpp's names, in file order.
-func plan(s Shape, a archSpec, dt loader.DType) []genTensor {
+// With a mole scheme, weight matrices become the scheme's tensors (moleMatrix), the
+// embedding and routers F16.
+func plan(s Shape, a archSpec, dt loader.DType, scheme string) []genTensor {
 	var ts []genTensor
-	mat := func(name string, d loader.DType, shape ...int) {
+	var mat func(name string, d loader.DType, shape ...int)
+	// router is a router's matrix: F32 as llama.cpp (and llama-quantize) keep them, F16
+	// as `mole quantize` does.
+	router := func(name string, shape ...int) {
+		if scheme != "" {
+			mat(name, loader.F16, shape...)
+		} else {
+			mat(name, loader.F32, shape...)
+		}
+	}
+	mat = func(name string, d loader.DType, shape ...int) {
+		if scheme != "" && d == dt {
+			sc := scheme
+			if name == "output.weight" { // the head stays at 8 bits in every int8 scheme
+				sc = "q8"
+			}
+			ts = moleMatrix(ts, sc, name, shape)
+			return
+		}
 		rows := 1
 		for _, n := range shape[:len(shape)-1] {
 			rows *= n
@@ -147,7 +177,11 @@ func plan(s Shape, a archSpec, dt loader.DType) []genTensor {
 		ts = append(ts, genTensor{name: name, dt: loader.F32, shape: []int{n}, rows: 1, cols: n, scale: scale, konst: konst})
 	}
 	qDim, kvDim := s.NHead*s.HeadDim, s.NKVHead*s.HeadDim
-	ts = append(ts, genTensor{name: "token_embd.weight", dt: dt, shape: []int{s.Vocab, s.NEmbd}, rows: s.Vocab, cols: s.NEmbd, scale: 1})
+	embDT := dt
+	if scheme != "" {
+		embDT = loader.F16
+	}
+	ts = append(ts, genTensor{name: "token_embd.weight", dt: embDT, shape: []int{s.Vocab, s.NEmbd}, rows: s.Vocab, cols: s.NEmbd, scale: 1})
 	vec("output_norm.weight", s.NEmbd, 0, 1)
 	mat("output.weight", dt, s.Vocab, s.NEmbd)
 	for l := range s.NLayer {
@@ -177,8 +211,7 @@ func plan(s Shape, a archSpec, dt loader.DType) []genTensor {
 			mat(n("ffn_down.weight"), dt, s.NEmbd, s.NFFExpert)
 			continue
 		}
-		// llama.cpp keeps routers in F32 whatever the weight type (so does llama-quantize).
-		mat(n("ffn_gate_inp.weight"), loader.F32, s.NExpert, s.NEmbd)
+		router(n("ffn_gate_inp.weight"), s.NExpert, s.NEmbd)
 		mat(n("ffn_gate_exps.weight"), dt, s.NExpert, s.NFFExpert, s.NEmbd)
 		mat(n("ffn_up_exps.weight"), dt, s.NExpert, s.NFFExpert, s.NEmbd)
 		mat(n("ffn_down_exps.weight"), dt, s.NExpert, s.NEmbd, s.NFFExpert)
@@ -204,7 +237,7 @@ func ParamCount(s Shape, arch string) (int64, error) {
 		return 0, fmt.Errorf("unknown arch %q (want %s)", arch, strings.Join(Archs, ", "))
 	}
 	var n int64
-	for _, t := range plan(s, a, loader.F32) {
+	for _, t := range plan(s, a, loader.F32, "") {
 		n += int64(t.rows) * int64(t.cols)
 	}
 	return n, nil
@@ -223,7 +256,11 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 		return nil, fmt.Errorf("unknown arch %q (want %s)", arch, strings.Join(Archs, ", "))
 	}
 	ft, ok := fileTypes[o.Type]
-	if !ok {
+	if o.Scheme != "" {
+		if !slices.Contains(MoleSchemes, o.Scheme) {
+			return nil, fmt.Errorf("unknown scheme %q (want %s)", o.Scheme, strings.Join(MoleSchemes, ", "))
+		}
+	} else if !ok {
 		return nil, fmt.Errorf("cannot write weights as %v (f32, f16, bf16, q8_0, q4_0)", o.Type)
 	}
 	if a.dense {
@@ -236,7 +273,11 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 	g := a.gguf
 	w.Set("general.architecture", loader.StringValue(g))
 	w.Set("general.name", loader.StringValue(fmt.Sprintf("mole random %s %s", s.Name, arch)))
-	w.Set("general.file_type", loader.Uint32Value(ft))
+	if o.Scheme == "" {
+		w.Set("general.file_type", loader.Uint32Value(ft))
+	} else {
+		setMoleMeta(w, o.Scheme)
+	}
 	w.Set("general.quantization_version", loader.Uint32Value(2))
 	u := func(key string, v int) { w.Set(g+"."+key, loader.Uint32Value(uint32(v))) }
 	u("block_count", s.NLayer)
@@ -263,7 +304,7 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 		w.Set(g+".expert_weights_norm", loader.BoolValue(a.normTopK))
 	}
 	setVocab(w, s.Vocab)
-	for _, t := range plan(s, a, o.Type) {
+	for _, t := range plan(s, a, o.Type, o.Scheme) {
 		t := t
 		if err := w.AddTensorFunc(t.name, t.dt, t.shape, func(out io.Writer) error {
 			return fillTensor(out, t, o.Seed)
@@ -366,7 +407,7 @@ func fillTensor(out io.Writer, t genTensor, seed uint64) error {
 	h := fnv.New64a()
 	h.Write([]byte(t.name))
 	key := h.Sum64()
-	gen := newRowGen(t)
+	gen := newRowGen(t, seed)
 	rowsPer := max(1, chunkElems/t.cols)
 	nChunks := (t.rows + rowsPer - 1) / rowsPer
 	workers := min(runtime.GOMAXPROCS(0), nChunks)
@@ -381,8 +422,8 @@ func fillTensor(out io.Writer, t genTensor, seed uint64) error {
 				r := rand.New(rand.NewPCG(seed, key^uint64(c)*0x9e3779b97f4a7c15))
 				row := make([]float32, t.cols)
 				buf := bufs[k][:0]
-				for range min(rowsPer, t.rows-c*rowsPer) {
-					buf = gen(buf, r, row)
+				for i := c * rowsPer; i < min((c+1)*rowsPer, t.rows); i++ {
+					buf = gen(buf, r, row, i)
 				}
 				bufs[k] = buf
 			}(k)
@@ -402,12 +443,16 @@ func fillTensor(out io.Writer, t genTensor, seed uint64) error {
 // evenly spread values: the same distribution as quantizing uniform floats, at a tenth
 // of the cost (rounding a float to Q4_0 or F16 in Go takes ~15 ns a value, which made a
 // 1.2 GB model take minutes to write).
-func newRowGen(t genTensor) func(dst []byte, r *rand.Rand, row []float32) []byte {
+func newRowGen(t genTensor, seed uint64) func(dst []byte, r *rand.Rand, row []float32, i int) []byte {
+	if t.enc != encPlain {
+		g := newMoleRowGen(t, seed)
+		return func(dst []byte, r *rand.Rand, _ []float32, i int) []byte { return g(dst, r, i) }
+	}
 	switch t.dt {
 	case loader.Q4_0:
 		// Codes 0..15 give (q-8)*d in [-8d, 7d]: d = scale/8 spans [-scale, scale).
 		d := kernels.F32ToF16(t.scale / 8)
-		return func(dst []byte, r *rand.Rand, _ []float32) []byte {
+		return func(dst []byte, r *rand.Rand, _ []float32, _ int) []byte {
 			for range t.cols / kernels.QK {
 				dst = binary.LittleEndian.AppendUint16(dst, d)
 				dst = binary.LittleEndian.AppendUint64(dst, r.Uint64())
@@ -417,7 +462,7 @@ func newRowGen(t genTensor) func(dst []byte, r *rand.Rand, row []float32) []byte
 		}
 	case loader.Q8_0:
 		d := kernels.F32ToF16(t.scale / 127)
-		return func(dst []byte, r *rand.Rand, _ []float32) []byte {
+		return func(dst []byte, r *rand.Rand, _ []float32, _ int) []byte {
 			for range t.cols / kernels.QK {
 				dst = binary.LittleEndian.AppendUint16(dst, d)
 				for range 4 {
@@ -439,7 +484,7 @@ func newRowGen(t genTensor) func(dst []byte, r *rand.Rand, row []float32) []byte
 		for i := range table {
 			table[i] = kernels.F32ToF16((float32(i)+0.5)/2048*t.scale - t.scale)
 		}
-		return func(dst []byte, r *rand.Rand, _ []float32) []byte {
+		return func(dst []byte, r *rand.Rand, _ []float32, _ int) []byte {
 			for i := 0; i < t.cols; {
 				u := r.Uint64()
 				for k := 0; k < 5 && i < t.cols; k, i = k+1, i+1 {
@@ -450,7 +495,7 @@ func newRowGen(t genTensor) func(dst []byte, r *rand.Rand, row []float32) []byte
 			return dst
 		}
 	}
-	return func(dst []byte, r *rand.Rand, row []float32) []byte {
+	return func(dst []byte, r *rand.Rand, row []float32, _ int) []byte {
 		for i := range row {
 			// 24 random bits mapped to [-1, 1).
 			row[i] = (float32(r.Uint32()>>8)*(1.0/(1<<23)) - 1) * t.scale

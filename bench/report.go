@@ -34,20 +34,44 @@ func (r *Report) backend(x Result) string {
 	return x.Backend
 }
 
+// hasExpertBits reports whether some result ran MWQ experts, in which case the table
+// gets an "expert bits" column (as llama-bench adds a column for a parameter it varies).
+func (r *Report) hasExpertBits() bool {
+	for _, x := range r.Results {
+		if x.ExpertBits > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteMarkdown writes llama-bench's table (model | size | params | backend | threads |
 // test | t/s) with mole's columns after it, preceded by the CPU line and followed by
-// the roofline each thread count was measured at.
+// the roofline each thread count was measured at. Runs of MWQ models add an "expert
+// bits" column after threads ("-" for models without MWQ experts).
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	isa := r.ISA
 	if len(r.Results) > 0 && !r.multiISA() {
 		isa = r.Results[0].ISA
 	}
 	fmt.Fprintf(w, "CPU: %s (%d CPUs, %s/%s), kernels %s, %s, commit %s\n\n", r.CPU, r.Cores, r.OS, r.Arch, isa, r.GoVersion, r.Commit)
-	fmt.Fprintln(w, "| model | size | params | backend | threads | test | t/s | bytes/token | GB/s | % roofline | peak RSS |")
-	fmt.Fprintln(w, "| ----- | ---: | -----: | ------- | ------: | ---: | --: | ----------: | ---: | ---------: | -------: |")
+	bitsHead, bitsRule := "", ""
+	if r.hasExpertBits() {
+		bitsHead, bitsRule = " expert bits |", " ----------: |"
+	}
+	fmt.Fprintln(w, "| model | size | params | backend | threads |"+bitsHead+" test | t/s | bytes/token | GB/s | % roofline | peak RSS |")
+	fmt.Fprintln(w, "| ----- | ---: | -----: | ------- | ------: |"+bitsRule+" ---: | --: | ----------: | ---: | ---------: | -------: |")
 	for _, x := range r.Results {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %d | %s | %.2f ± %.2f | %s | %.2f | %.1f (%s) | %s |\n",
-			x.ModelType, gib(x.ModelSize), paramsLabel(x.Params), r.backend(x), x.Threads, x.Test,
+		bits := ""
+		switch {
+		case bitsHead == "":
+		case x.ExpertBits > 0:
+			bits = fmt.Sprintf(" %d |", x.ExpertBits)
+		default:
+			bits = " - |"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %d |%s %s | %.2f ± %.2f | %s | %.2f | %.1f (%s) | %s |\n",
+			x.ModelType, gib(x.ModelSize), paramsLabel(x.Params), r.backend(x), x.Threads, bits, x.Test,
 			x.AvgTs, x.StddevTs, mib(x.BytesToken), x.GBs, x.RoofPct, roofShort(x.RoofKind), gib(x.PeakRSS))
 	}
 	fmt.Fprintln(w)
@@ -82,7 +106,7 @@ func paramsLabel(n int64) string {
 // csvColumns are the CSV header; each is a JSON field of Result (traffic is flattened).
 var csvColumns = []string{
 	"build_commit", "cpu_info", "go_version", "model_filename", "model_type", "model_size", "model_n_params",
-	"model_n_params_active", "backends", "isa", "n_threads", "test", "n_prompt", "n_gen", "pp_mode", "repetitions",
+	"model_n_params_active", "backends", "isa", "n_threads", "expert_bits", "test", "n_prompt", "n_gen", "pp_mode", "repetitions",
 	"avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "bytes_per_token", "macs_per_token", "gb_s", "roofline_ts",
 	"roofline_by", "roofline_pct", "read_gb_s", "peak_gmac_s", "peak_gflop_s", "peak_rss_bytes", "samples_ns", "samples_ts",
 }
@@ -102,7 +126,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		}
 		cw.Write([]string{
 			r.Commit, r.CPU, r.GoVersion, x.Model, x.ModelType, i(x.ModelSize), i(x.Params),
-			i(x.ActiveParams), x.Backend, x.ISA, strconv.Itoa(x.Threads), x.Test, strconv.Itoa(x.NPrompt), strconv.Itoa(x.NGen),
+			i(x.ActiveParams), x.Backend, x.ISA, strconv.Itoa(x.Threads), strconv.Itoa(x.ExpertBits), x.Test, strconv.Itoa(x.NPrompt), strconv.Itoa(x.NGen),
 			x.PPMode, strconv.Itoa(x.Reps), i(x.AvgNs), i(x.StddevNs), f(x.AvgTs), f(x.StddevTs), i(x.BytesToken),
 			i(x.MACsToken), f(x.GBs), f(x.RoofTs), x.RoofKind, f(x.RoofPct), f(x.ReadGBs), f(x.PeakGMACs), f(x.PeakGFLOPs), i(x.PeakRSS),
 			strings.Join(ns, ";"), strings.Join(ts, ";"),

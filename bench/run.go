@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mole-llm/mole/engine"
@@ -29,6 +30,10 @@ type Options struct {
 	// Serial runs pp tests one Forward per token (the path `mole run` takes for a prompt
 	// today) instead of batched steps, for comparing the two.
 	Serial bool
+	// ExpertBits are the widths at which MWQ models' experts are read: every test runs at
+	// each (in increasing order, so that each width's peak RSS leaves out the planes only
+	// wider ones read). Empty: the widest stored. Models without MWQ experts run once.
+	ExpertBits []int
 	// Log, when set, gets a line per test as it starts (stderr in the CLI).
 	Log io.Writer
 }
@@ -41,6 +46,7 @@ type Result struct {
 	ModelSize    int64     `json:"model_size"`
 	Params       int64     `json:"model_n_params"`
 	ActiveParams int64     `json:"model_n_params_active"`
+	ExpertBits   int       `json:"expert_bits"` // width of MWQ experts (0: the model has none)
 	Backend      string    `json:"backends"`
 	ISA          string    `json:"isa"`
 	Threads      int       `json:"n_threads"`
@@ -86,6 +92,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if len(o.Threads) == 0 {
 		o.Threads = []int{1}
 	}
+	for _, b := range o.ExpertBits {
+		if b < 1 || b > 8 {
+			return nil, fmt.Errorf("expert bits %d: MWQ widths are 1 to 8", b)
+		}
+	}
 	isas := o.ISAs
 	if len(isas) == 0 {
 		isas = []kernels.ISA{kernels.Active()}
@@ -111,7 +122,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Notes = append(rep.Notes, pp+"; tg<N>: N tokens one at a time from position 0",
 		"tokens are a fixed synthetic sequence (no tokenizer, no sampling), so expert routing is the same in every repetition; a warm-up run precedes the timed ones",
-		"bytes/token: weights one token reads at the stored dtypes (attention, router, activated experts, output head, embedding row, norms); KV cache reads excluded",
+		"bytes/token: weights one token reads at the stored dtypes (attention, router, activated experts, output head, embedding row, norms); KV cache reads excluded; "+
+			"MWQ experts count their base and the residual planes read at expert_bits, and model_size every stored plane",
 		"roofline: tg by read_gb_s / bytes_per_token; pp by the compute peaks, 1 / (integer MACs per token / peak_gmac_s + 2 x traffic.float_macs / peak_gflop_s), "+
 			"where integer MACs are macs_per_token - traffic.float_macs (matrices in Q8_0, Q4_0 and mole's types run in int8; F32, F16 and BF16 ones in float32) "+
 			"and the peaks are register-only loops of the kernel path's multiply instructions (roofline[].peak_method, float_peak_method); "+
@@ -139,13 +151,57 @@ func runModel(ctx context.Context, o Options, path string, isas []kernels.ISA, r
 		return nil, err
 	}
 	defer closeModel()
-	tr := TrafficOf(m)
-	touch(m)
-	base := Result{
-		Model: filepath.Base(path), ModelType: modelType(m, tr), ModelSize: tr.FileBytes,
-		Params: tr.Params, ActiveParams: tr.Active, Backend: "CPU", Reps: o.Reps,
-		BytesToken: tr.Bytes, MACsToken: tr.MACs, Traffic: tr,
+	b1, maxBits, isMWQ := m.MWQBits()
+	widths := []int{0}
+	switch {
+	case isMWQ && len(o.ExpertBits) == 0:
+		widths = []int{maxBits}
+	case isMWQ:
+		widths = slices.Compact(slices.Sorted(slices.Values(o.ExpertBits)))
+		for _, b := range widths {
+			if b < b1 || b > maxBits {
+				return nil, fmt.Errorf("%s: expert bits %d: its MWQ experts can be read at %d to %d bits", path, b, b1, maxBits)
+			}
+		}
+	case len(o.ExpertBits) > 0:
+		logf(o.Log, "%s has no MWQ experts: --expert-bits does not apply, it runs once", filepath.Base(path))
 	}
+	touch(m) // an MWQ model's bases only: each width's warm-up brings in the planes it reads
+	r := newRunner(o, m)
+	var out []Result
+	for _, w := range widths {
+		tr := TrafficOf(m)
+		if isMWQ {
+			tr = TrafficAt(m, m.SetExpertBits([]int{w}))
+		}
+		base := Result{
+			Model: filepath.Base(path), ModelType: modelType(m, tr), ModelSize: tr.FileBytes,
+			Params: tr.Params, ActiveParams: tr.Active, ExpertBits: w, Backend: "CPU", Reps: o.Reps,
+			BytesToken: tr.Bytes, MACsToken: tr.MACs, Traffic: tr,
+		}
+		res, err := runTests(ctx, o, m, r, base, isas, roofs)
+		if err != nil {
+			return nil, err
+		}
+		// The peak so far: this width's planes and the narrower ones', none wider.
+		rss := PeakRSS()
+		for i := range res {
+			res[i].PeakRSS = rss
+		}
+		out = append(out, res...)
+	}
+	return out, nil
+}
+
+// runner holds what every test of a model reuses: its state (KV cache), batch and tokens.
+type runner struct {
+	st    *engine.State
+	batch *engine.Batch
+	toks  []int32
+	items []engine.BatchItem
+}
+
+func newRunner(o Options, m *engine.Model) *runner {
 	maxP, maxN := 0, 0
 	for _, p := range o.Prompts {
 		maxP = max(maxP, p)
@@ -153,13 +209,21 @@ func runModel(ctx context.Context, o Options, path string, isas []kernels.ISA, r
 	for _, n := range o.Gens {
 		maxN = max(maxN, n)
 	}
-	st := m.NewState(max(maxP, maxN, 1))
-	var batch *engine.Batch
-	if maxP > 0 && !o.Serial {
-		batch = m.NewBatch(min(maxP, 512), max(maxP, 1))
+	r := &runner{
+		st:    m.NewState(max(maxP, maxN, 1)),
+		toks:  syntheticTokens(max(maxP, maxN), m.Config.Vocab),
+		items: make([]engine.BatchItem, min(maxP, 512)),
 	}
-	toks := syntheticTokens(max(maxP, maxN), m.Config.Vocab)
-	items := make([]engine.BatchItem, min(maxP, 512))
+	if maxP > 0 && !o.Serial {
+		r.batch = m.NewBatch(min(maxP, 512), max(maxP, 1))
+	}
+	return r
+}
+
+// runTests runs every test of one model at one expert width, on each kernel path and
+// thread count.
+func runTests(ctx context.Context, o Options, m *engine.Model, r *runner, base Result, isas []kernels.ISA, roofs map[[2]int]Roofline) ([]Result, error) {
+	st, batch, toks, items := r.st, r.batch, r.toks, r.items
 	var out []Result
 	for _, isa := range isas {
 		if _, err := kernels.SetISA(isa); err != nil {
@@ -192,7 +256,11 @@ func runModel(ctx context.Context, o Options, path string, isas []kernels.ISA, r
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				logf(o.Log, "%s %s %s, %d threads, %s: warm-up + %d runs", base.Model, base.ModelType, isa, t, tc.name, o.Reps)
+				bits := ""
+				if base.ExpertBits > 0 {
+					bits = fmt.Sprintf(", experts at %d bits", base.ExpertBits)
+				}
+				logf(o.Log, "%s %s %s%s, %d threads, %s: warm-up + %d runs", base.Model, base.ModelType, isa, bits, t, tc.name, o.Reps)
 				tc.run() // warm-up: same tokens, so the same experts' pages are resident
 				r := base
 				r.ISA, r.Threads, r.Test, r.NPrompt, r.NGen = isa.String(), t, tc.name, tc.np, tc.ng
@@ -209,10 +277,6 @@ func runModel(ctx context.Context, o Options, path string, isas []kernels.ISA, r
 				out = append(out, r)
 			}
 		}
-	}
-	rss := PeakRSS()
-	for i := range out {
-		out[i].PeakRSS = rss
 	}
 	return out, nil
 }
@@ -341,10 +405,15 @@ func computeRoof(macs, floatMACs int64, roof Roofline) float64 {
 
 // modelType is llama.cpp's model description: architecture, size, weight type
 // ("llama 644M Q4_0").
+// An MWQ model is named by its widths ("MWQ24": base 2 bits, planes up to 4), since its
+// attention is MOLE_Q8 and its experts are what sets it apart.
 func modelType(m *engine.Model, tr Traffic) string {
 	dt := m.Embed.DType.String()
 	if len(m.Layers) > 0 && m.Layers[0].Wq != nil {
 		dt = m.Layers[0].Wq.DType.String()
+	}
+	if b1, k, ok := m.MWQBits(); ok {
+		dt = fmt.Sprintf("MWQ%d%d", b1, k)
 	}
 	return fmt.Sprintf("%s %s %s", m.Config.Arch, countLabel(tr.Params), dt)
 }

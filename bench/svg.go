@@ -25,6 +25,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	multi := r.multiISA()
 	for _, x := range r.Results {
 		key := x.ModelType + " " + x.Test
+		if x.ExpertBits > 0 {
+			key += fmt.Sprintf(" @%db", x.ExpertBits)
+		}
 		if multi {
 			key += " " + x.ISA
 		}

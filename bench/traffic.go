@@ -2,6 +2,7 @@ package bench
 
 import (
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -27,15 +28,30 @@ type Traffic struct {
 	FileBytes int64 `json:"file_size"`  // bytes of the weight tensors as stored
 }
 
-// TrafficOf counts a loaded model's per-token traffic from its matrices' actual dtypes.
-func TrafficOf(m *engine.Model) Traffic {
+// TrafficOf counts a loaded model's per-token traffic from its matrices' actual dtypes,
+// with MWQ experts read at their widest stored width.
+func TrafficOf(m *engine.Model) Traffic { return TrafficAt(m, nil) }
+
+// TrafficAt is TrafficOf with layer l's MWQ experts read at bits[l] bits (what
+// engine.Model.SetExpertBits returns; a missing or 0 entry means the widest stored): a
+// token reads an MWQ matrix's base and its first bits-b1 residual planes, while the file
+// holds every plane.
+func TrafficAt(m *engine.Model, bits []int) Traffic {
 	var t Traffic
 	c := &m.Config
+	b1, maxBits, _ := m.MWQBits()
+	layer := 0 // the layer mat and total are counting
+	width := func() int {
+		if layer < len(bits) && bits[layer] > 0 {
+			return bits[layer]
+		}
+		return maxBits
+	}
 	mat := func(dst *int64, mm *engine.Matrix, times int) {
 		if mm == nil {
 			return
 		}
-		*dst += int64(len(mm.Data)) * int64(times)
+		*dst += (int64(len(mm.Data)) + mwqPlaneBytes(mm, width()-b1)) * int64(times)
 		t.MACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
 		if floatDType(mm.DType) {
 			t.FloatMACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
@@ -46,7 +62,7 @@ func TrafficOf(m *engine.Model) Traffic {
 	total := func(mm *engine.Matrix) {
 		if mm != nil {
 			t.Params += int64(mm.Rows) * int64(mm.Cols)
-			t.FileBytes += int64(len(mm.Data))
+			t.FileBytes += int64(len(mm.Data)) + mwqPlaneBytes(mm, maxBits-b1)
 		}
 	}
 	vec := func(v []float32) {
@@ -64,6 +80,7 @@ func TrafficOf(m *engine.Model) Traffic {
 		total(m.Output)
 	}
 	for i := range m.Layers {
+		layer = i
 		L := &m.Layers[i]
 		for _, v := range [][]float32{L.AttnNorm, L.FFNNorm, L.Bq, L.Bk, L.Bv, L.Bo, L.QNorm, L.KNorm} {
 			vec(v)
@@ -113,6 +130,15 @@ func TrafficOf(m *engine.Model) Traffic {
 	}
 	t.Bytes = t.Attention + t.Router + t.Experts + t.DenseFFN + t.Output + t.Other
 	return t
+}
+
+// mwqPlaneBytes is the size of n residual planes of mm when it is an MWQ matrix (whose
+// Data is its base only), 0 otherwise.
+func mwqPlaneBytes(mm *engine.Matrix, n int) int64 {
+	if (mm.DType != loader.MWQBase2 && mm.DType != loader.MWQBase5) || n <= 0 {
+		return 0
+	}
+	return int64(n) * int64(mm.Rows) * int64(mm.Cols/kernels.MWQGroup) * kernels.MWQPlaneBlockBytes
 }
 
 // floatDType reports whether matrices of dt multiply in float32 (every other type the

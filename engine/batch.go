@@ -64,6 +64,7 @@ type Batch struct {
 	// activations of every part's users (see batchPart).
 	xq, xqp, hq []byte
 	kParts      int
+	i8          i8Planar // the int8 inputs of mole's types in the GEMM kernels' form (batch_i8.go)
 
 	items []BatchItem
 	k, v  [][]float32 // each item's K and V slot in its State's cache for the current layer
@@ -92,6 +93,9 @@ type batchPart struct {
 	// for gate and up, hq (hqn bytes each) for down.
 	xq, hq []byte
 	hqn    int
+
+	// The GEMM inputs of gate/up and of down (batch_i8.go), when they run on GEMM kernels.
+	in, hin gemmIn
 }
 
 // partUser is an item that routed to a part: its slot in the item's expert order (which
@@ -158,6 +162,7 @@ func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 	b.upRun = b.ffnUp
 	b.dnRun = b.ffnDown
 	b.lat = m.newLatentScratch(maxItems)
+	b.i8 = newI8Planar(m, maxItems, kParts)
 	return b
 }
 
@@ -359,7 +364,20 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 				b.nParts[i] = K + 1
 			}
 		}
+		if g := b.m.schedOf(); g != nil { // under a memory budget (sched.go)
+			g.batchFFN(b, p, L, l)
+			return
+		}
 	}
+	b.runParts(p, L)
+}
+
+// runParts runs the FFN parts in b.parts (gate and up, silu, down) and writes every item's
+// sum over its parts to tmp. Under a memory budget it runs once per group of experts
+// whose planes are in (sched.go); the last call's sums then cover every part.
+func (b *Batch) runParts(p *Pool, L *Layer) {
+	c := &b.m.Config
+	items := b.items
 	rows := 0
 	upQ := false
 	for i := range b.parts {
@@ -388,6 +406,7 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 			}
 			o += len(pt.users) * qn
 		}
+		b.upInputs(qn)
 	}
 	p.RunChunk(rows, b.chunk(rows, 2*ne*len(items)*c.NExpertUsed/max(len(b.parts), 1)), b.upRun)
 	// silu(gate)*up over each user's whole part, with Forward's vector kernel.
@@ -410,6 +429,7 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 			}
 		}
 	}
+	b.downInputs()
 	p.RunChunk(ne, b.chunk(ne, b.hidden*len(items)), b.dnRun)
 }
 
@@ -442,14 +462,14 @@ func (b *Batch) ffnUp(lo, hi int) {
 				r1 := min(r0+rt, e-base)
 				for u0 := 0; u0 < nu; u0 += tn {
 					us := pt.users[u0:min(u0+tn, nu)]
-					xq := pt.xq[u0*qn : (u0+len(us))*qn]
+					in := pt.in.tokens(u0, u0+len(us))
 					for mi, m := range [2]*Matrix{pt.gate, pt.up} {
 						dst := b.h
 						if mi == 1 {
 							dst = b.u
 						}
 						out := tile[:len(us)*(r1-r0)]
-						m.gemmRows(out, r0, r1, xq, len(us))
+						m.gemmRows(out, r0, r1, in, len(us))
 						for k, u := range us {
 							copy(dst[u.item*b.hidden+u.off+r0:u.item*b.hidden+u.off+r1], out[k*(r1-r0):(k+1)*(r1-r0)])
 						}
@@ -502,7 +522,7 @@ func (b *Batch) ffnDown(lo, hi int) {
 				for u0 := 0; u0 < nu; u0 += tn {
 					us := pt.users[u0:min(u0+tn, nu)]
 					out := tile[:len(us)*(r1-r0)]
-					pt.down.gemmRows(out, r0, r1, pt.hq[u0*pt.hqn:(u0+len(us))*pt.hqn], len(us))
+					pt.down.gemmRows(out, r0, r1, pt.hin.tokens(u0, u0+len(us)), len(us))
 					for k, u := range us {
 						o := (u.item*kParts + u.slot) * ne
 						for r := r0; r < r1; r++ {
@@ -557,6 +577,7 @@ func (b *Batch) runMM(p *Pool) {
 		for k := 0; k < j.n; k++ {
 			b.m.quantAct(b.xq[k*qn:(k+1)*qn], j.in[k*j.inDim:(k+1)*j.inDim])
 		}
+		b.mmInput(qn)
 	}
 	p.RunChunk(j.rows, b.chunk(j.rows, j.inDim*j.n), b.mmRun)
 }
@@ -578,24 +599,6 @@ func gemmShape(ntok int) (tn, rt int) {
 	return tn, rt
 }
 
-// gemm reports whether products with m run on kernels.GemmQ8_0/GemmQ4_0, which read each
-// row once for all the tokens of a step and equal GemvQ8_0/GemvQ4_0 (Forward) per token
-// bit for bit.
-func (m *Matrix) gemm() bool {
-	return m.mole == nil && (m.qk == qkQ8_0 || m.qk == qkQ4_0)
-}
-
-// gemmRows writes rows lo..hi-1 of M times ntok inputs quantised one after the other in
-// xq into out, token-major (out[t*(hi-lo)+r-lo]).
-func (m *Matrix) gemmRows(out []float32, lo, hi int, xq []byte, ntok int) {
-	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
-	if m.qk == qkQ4_0 {
-		kernels.GemmQ4_0(out, hi-lo, w, m.Cols, xq, ntok)
-	} else {
-		kernels.GemmQ8_0(out, hi-lo, w, m.Cols, xq, ntok)
-	}
-}
-
 // batchMatMul computes up to four products sharing one input, each weight row against all
 // n input vectors (input of item i at in[i*inDim:]). Item i's output of matrix t goes to
 // outs[t][i*outStride[t]:] or, when perItem[t] is set, to perItem[t][i] (K and V, which
@@ -609,7 +612,8 @@ type batchMatMul struct {
 	outs      [4][]float32
 	outStride [4]int
 	perItem   [4][][]float32
-	quant     bool // some matrix is Quantized: runMM quantises the inputs into Batch.xq
+	quant     bool   // some matrix is Quantized: runMM quantises the inputs into Batch.xq
+	gin       gemmIn // the inputs in the form of the GEMM kernels (set by runMM)
 	offs      [5]int
 	rows      int
 	outIdx    []int
@@ -645,7 +649,7 @@ func (j *batchMatMul) run(lo, hi int) {
 				for k0 := 0; k0 < j.n; k0 += tn {
 					g := min(tn, j.n-k0)
 					out := tile[:g*(r1-r0)]
-					m.gemmRows(out, r0, r1, b.xq[k0*qn:(k0+g)*qn], g)
+					m.gemmRows(out, r0, r1, j.gin.tokens(k0, k0+g), g)
 					for k := range g {
 						for i := r0; i < r1; i++ {
 							j.store(t, i, k0+k, out[k*(r1-r0)+i-r0])

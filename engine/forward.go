@@ -205,6 +205,10 @@ func (s *State) ffnBlock(p *Pool, L *Layer, l int) {
 		if s.trace != nil {
 			s.trace(l, s.expIdx, s.expW)
 		}
+		if g := s.m.schedOf(); g != nil { // under a memory budget (sched.go)
+			g.forwardFFN(s, p, L, l)
+			return
+		}
 		for j, e := range s.expIdx {
 			f.add(L.ExpGate[e], L.ExpUp[e], L.ExpDown[e], s.expW[j])
 		}

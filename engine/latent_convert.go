@@ -28,6 +28,9 @@ type MoLEOptions struct {
 	// Whiten measures the error on calibration activations (Calib, tokens without BOS,
 	// run in windows of Window tokens through the float model).
 	Whiten bool
+	// RefitA refits each expert's A (gate and up) by least squares on its own
+	// calibration inputs once B is fixed (moe.RefitIn); it needs Calib too.
+	RefitA bool
 	Calib  []int32
 	Window int
 	// Progress, when set, is called with the stage and the work done and total.
@@ -72,9 +75,9 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 		rep.Method = "svd-expert"
 	}
 	var cal *Calibration
-	if o.Whiten {
+	if o.Whiten || o.RefitA {
 		if len(o.Calib) == 0 {
-			return nil, nil, errors.New("convert-mole: --whiten needs calibration text")
+			return nil, nil, errors.New("convert-mole: --whiten and --refit need calibration text")
 		}
 		if o.Progress != nil {
 			o.Progress("calibrating", 0, 1)
@@ -109,11 +112,18 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 			return nil, nil, errors.New("convert-mole: the model is already latent")
 		}
 		var inCov []float64
-		var downCov [][]float64
+		var downCov, expCov [][]float64
 		if cal != nil {
-			inCov = cal.Layers[l].FFN.Gram
-			for _, st := range cal.Layers[l].ExpDown {
-				downCov = append(downCov, st.Gram)
+			if o.Whiten {
+				inCov = cal.Layers[l].FFN.Gram
+				for _, st := range cal.Layers[l].ExpDown {
+					downCov = append(downCov, st.Gram)
+				}
+			}
+			if o.RefitA && !o.Baseline {
+				for _, st := range cal.Layers[l].ExpFFN {
+					expCov = append(expCov, st.Gram)
+				}
 			}
 		}
 		lr := &rep.Layers[l]
@@ -152,6 +162,15 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 				energy = f.Energy(r)
 			}
 			bases, experts = f.Build(r)
+			if in && expCov != nil {
+				groupOf := make([]int, len(ws))
+				for e := range groupOf {
+					groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
+				}
+				if err := moe.RefitIn(ws, nm, ne, bases, groupOf, expCov, experts); err != nil {
+					return nil, nil, 0, 0, err
+				}
+			}
 			return bases, experts, r, energy, nil
 		}
 		var err error
@@ -227,6 +246,7 @@ func (r *MoLEReport) MoLEMeta(o MoLEOptions) map[string]loader.Value {
 		"mole.mole.rank_choice":         loader.StringValue(choice),
 		"mole.mole.ranks":               loader.StringValue(strings.Join(ranks, ",")),
 		"mole.mole.whiten":              loader.BoolValue(o.Whiten),
+		"mole.mole.refit_a":             loader.BoolValue(o.RefitA),
 		"mole.mole.expert_params":       loader.Uint64Value(uint64(r.ParamsBefore)),
 		"mole.mole.latent_params":       loader.Uint64Value(uint64(r.ParamsAfter)),
 		"mole.mole.calibration_tokens":  loader.Uint32Value(uint32(r.CalibTokens)),

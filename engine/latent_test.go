@@ -165,3 +165,44 @@ func TestLatentGGUFRoundTrip(t *testing.T) {
 		t.Fatalf("GGUF round trip changes logits by %g", d)
 	}
 }
+
+// kjvPerplexity scores the first 16 windows of 256 tokens of kjv-moe's heldout.txt, as
+// the README's MoLE table does (`mole perplexity --ctx 256 --chunks 16`).
+func kjvPerplexity(t *testing.T, m *Model) float64 {
+	t.Helper()
+	r, err := m.Perplexity(context.Background(), m.NewState(256), heldoutIDs(t, m), PerplexityOptions{Window: 256, MaxWindows: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Perplexity
+}
+
+// Issue 7: at 99% of the spectrum's energy (rank chosen per layer and projection), the
+// latent model's perplexity is within 2% of the original's.
+func TestLatentEnergy99Perplexity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scores two models on 4,096 tokens")
+	}
+	m := openTestModel(t, "kjv-moe")
+	lm, rep := convertKJV(t, m, MoLEOptions{Energy: 0.99, Groups: 1})
+	for l, r := range rep.Layers {
+		if r.RankGate == 0 {
+			continue
+		}
+		t.Logf("layer %d: ranks gate %d up %d down %d, energy %.4f %.4f %.4f", l, r.RankGate, r.RankUp, r.RankDown, r.EnergyGate, r.EnergyUp, r.EnergyDown)
+		for _, e := range []float64{r.EnergyGate, r.EnergyUp, r.EnergyDown} {
+			if e < 0.99-1e-9 {
+				t.Fatalf("layer %d keeps energy %v < 0.99", l, e)
+			}
+		}
+		if r.RankGate >= m.Config.NEmbd && r.RankUp >= m.Config.NEmbd && r.RankDown >= m.Config.NEmbd {
+			t.Fatalf("layer %d: 99%% energy chose full rank everywhere: nothing is tested", l)
+		}
+	}
+	base, got := kjvPerplexity(t, m), kjvPerplexity(t, lm)
+	t.Logf("expert params %d -> %d (%.1f%%); perplexity original %.4f, MoLE at 99%% energy %.4f (ratio %.5f)",
+		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), base, got, got/base)
+	if got/base > 1.02 {
+		t.Fatalf("perplexity at 99%% energy %.4f is %.2f%% above the original's %.4f (bound 2%%)", got, 100*(got/base-1), base)
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"unsafe"
 
@@ -56,7 +57,15 @@ var Schemes = []string{"f16", "q8", "a8w4", "rtn4"}
 // rename: the file appears only when complete). Which tensors keep a higher precision:
 // the token embedding is F16 (a lookup, no product to speed up); norms and biases F32;
 // routers F16 or Q8_0 (Router); the output head MOLE_Q8 in the int8 schemes; every
-// other projection (attention, dense, shared and routed experts) takes the scheme.
+// other projection (attention, dense, shared and routed experts, MoLE's latent
+// factors) takes the scheme.
+//
+// Schemes that need calibration go block by block (quantizeBlocks): one block at a time
+// is copied to float32, its inputs' statistics are collected by running the calibration
+// tokens through it (their residual stream is kept between blocks), the block is
+// smoothed and encoded, and its copy and statistics are dropped before the next block.
+// Memory: one block's float32 weights and statistics, the calibration tokens' residual
+// stream and the encoded output, instead of the whole model's.
 func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*QuantizeReport, error) {
 	switch o.Scheme {
 	case "f16", "q8", "a8w4", "rtn4":
@@ -72,55 +81,13 @@ func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*Q
 		return nil, fmt.Errorf("quantize: routers stay at 8 bits or float, not %v", o.Router)
 	}
 	rep := &QuantizeReport{}
-	fm, err := m.CloneF32()
-	if err != nil {
-		return nil, err
-	}
-	defer fm.Close()
-	var cal *Calibration
-	if o.Scheme == "a8w4" || o.Scheme == "q8" || o.NeedCalib {
-		if len(o.Calib) == 0 {
-			return nil, fmt.Errorf("quantize: scheme %s needs calibration text", o.Scheme)
-		}
-		if o.Progress != nil {
-			o.Progress("calibrating", 0, int64(len(o.Calib)))
-		}
-		if cal, err = fm.CollectCalibration(ctx, o.Calib, o.Window); err != nil {
-			return nil, err
-		}
-		rep.CalibTokens = cal.Tokens
-		if o.Progress != nil {
-			o.Progress("calibrating", int64(len(o.Calib)), int64(len(o.Calib)))
-		}
-		if (o.Scheme == "a8w4" || o.Scheme == "q8" || o.Smooth) && !o.NoSmooth {
-			rep.SmoothedChannels = fm.smooth(cal)
-		}
-	}
 	meta := map[string]loader.Value{
 		"mole.quant.scheme":     loader.StringValue(o.Scheme),
 		"mole.quant.group_size": loader.Uint32Value(quant.GroupSize),
 		"mole.quant.router":     loader.StringValue(strings.ToLower(routerName(o.Router))),
 	}
-	if cal != nil {
-		meta["mole.quant.calibration"] = loader.StringValue(o.CalibName)
-		meta["mole.quant.calibration_tokens"] = loader.Uint32Value(uint32(cal.Tokens))
-		meta["mole.quant.smoothed_channels"] = loader.Uint32Value(uint32(rep.SmoothedChannels))
-	}
-	for k, v := range o.Meta {
-		meta[k] = v
-	}
 	g := GGUFOptions{DType: loader.F16, Router: o.Router, Meta: meta}
-	if o.Progress != nil {
-		g.Progress = func(done, total int64) { o.Progress("quantizing", done, total) }
-	}
-	g.Encode = func(name string, w []float32, rows, cols, expert int) ([]EncodedTensor, error) {
-		if name == "token_embd.weight" {
-			return nil, nil
-		}
-		var st *quant.Stats
-		if cal != nil {
-			st = cal.Stats(name, expert)
-		}
+	encode := func(name string, w []float32, rows, cols, expert int, st *quant.Stats) ([]EncodedTensor, error) {
 		if o.Encode != nil {
 			if ts, err := o.Encode(name, w, rows, cols, expert, st); ts != nil || err != nil {
 				return ts, err
@@ -141,11 +108,206 @@ func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*Q
 		}
 		return nil, nil
 	}
-	if o.Scheme == "f16" && o.Encode == nil {
-		g.Encode = nil
-		g.Meta = meta
+	if !(o.Scheme == "a8w4" || o.Scheme == "q8" || o.NeedCalib) {
+		// No statistics and no smoothing: the writer hands each matrix of m over as
+		// float32, so nothing is copied.
+		for k, v := range o.Meta {
+			meta[k] = v
+		}
+		if o.Progress != nil {
+			g.Progress = func(done, total int64) { o.Progress("quantizing", done, total) }
+		}
+		if o.Scheme != "f16" || o.Encode != nil {
+			g.Encode = func(name string, w []float32, rows, cols, expert int) ([]EncodedTensor, error) {
+				if name == "token_embd.weight" {
+					return nil, nil
+				}
+				return encode(name, w, rows, cols, expert, nil)
+			}
+		}
+		return rep, WriteGGUFWith(m, path, g)
 	}
-	return rep, WriteGGUFWith(fm, path, g)
+	if len(o.Calib) == 0 {
+		return nil, fmt.Errorf("quantize: scheme %s needs calibration text", o.Scheme)
+	}
+	smooth := (o.Scheme == "a8w4" || o.Scheme == "q8" || o.Smooth) && !o.NoSmooth
+	wm, pre, outSt, err := quantizeBlocks(ctx, m, o, smooth, encode, rep)
+	if err != nil {
+		return nil, err
+	}
+	meta["mole.quant.calibration"] = loader.StringValue(o.CalibName)
+	meta["mole.quant.calibration_tokens"] = loader.Uint32Value(uint32(rep.CalibTokens))
+	meta["mole.quant.smoothed_channels"] = loader.Uint32Value(uint32(rep.SmoothedChannels))
+	for k, v := range o.Meta {
+		meta[k] = v
+	}
+	if o.Progress != nil {
+		g.Progress = func(done, total int64) { o.Progress("writing", done, total) }
+	}
+	// The writer reads the unsmoothed matrices of m but takes each block's encoding
+	// from pre; wm carries the smoothed norms and routers, which it writes itself.
+	g.Encode = func(name string, w []float32, rows, cols, expert int) ([]EncodedTensor, error) {
+		if name == "token_embd.weight" {
+			return nil, nil
+		}
+		k := preKey(name, expert)
+		if ts, ok := pre[k]; ok {
+			delete(pre, k)
+			return ts, nil
+		}
+		if name == "output.weight" {
+			return encode(name, w, rows, cols, expert, outSt)
+		}
+		return nil, fmt.Errorf("quantize: %s (expert %d) was not encoded with its block", name, expert)
+	}
+	if err := WriteGGUFWith(wm, path, g); err != nil {
+		return nil, err
+	}
+	if len(pre) > 0 {
+		os.Remove(path)
+		for k := range pre {
+			return nil, fmt.Errorf("quantize: the writer never asked for %s", k)
+		}
+	}
+	return rep, nil
+}
+
+func preKey(name string, expert int) string { return fmt.Sprintf("%s#%d", name, expert) }
+
+// quantizeBlocks encodes every block's matrices, one block at a time (see Quantize). It
+// returns the model the writer reads (m with the smoothed norms and routers), the
+// encoded matrices by preKey, and the output head's input statistics.
+func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth bool,
+	encode func(name string, w []float32, rows, cols, expert int, st *quant.Stats) ([]EncodedTensor, error),
+	rep *QuantizeReport) (*Model, map[string][]EncodedTensor, *quant.Stats, error) {
+	c := &m.Config
+	pool := NewPool(0)
+	defer pool.Close()
+	run := newCalibRun(m, o.Calib, o.Window, pool)
+	rep.CalibTokens = run.tokens
+	wm := &Model{Config: m.Config, Tok: m.Tok, Embed: m.Embed, OutNorm: m.OutNorm, Output: m.Output,
+		Layers: append([]Layer(nil), m.Layers...), src: m.src, act: m.act}
+	pre := map[string][]EncodedTensor{}
+	var total, done int64
+	for l := range m.Layers {
+		total += blockWeights(&m.Layers[l])
+	}
+	permute := ggufArch[c.Family] == "llama" && c.RopeNeoX
+	for l := range m.Layers {
+		L, err := cloneLayerF32(&m.Layers[l])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		lc := newLayerCalib(L, c)
+		if o.Progress != nil {
+			stage := fmt.Sprintf("calibrating block %d/%d", l+1, len(m.Layers))
+			run.progress = func(d, t int64) { o.Progress(stage, d, t) }
+		}
+		if err := run.layer(ctx, L, lc); err != nil {
+			return nil, nil, nil, err
+		}
+		lc.finish()
+		if smooth {
+			rep.SmoothedChannels += smoothLayer(L, lc)
+		}
+		W := &wm.Layers[l]
+		W.AttnNorm, W.FFNNorm, W.Router, W.ShGateInp = L.AttnNorm, L.FFNNorm, L.Router, L.ShGateInp
+		for _, bm := range blockMatrices(L, l, permute, c.HeadDim) {
+			for e, mm := range bm.ms {
+				if err := ctx.Err(); err != nil {
+					return nil, nil, nil, err
+				}
+				ex := -1
+				if bm.stacked {
+					ex = e
+				}
+				w := mm.f32()
+				if bm.perm != nil {
+					w = make([]float32, mm.Rows*mm.Cols)
+					for r := 0; r < mm.Rows; r++ {
+						mm.RowF32(bm.perm(r), w[r*mm.Cols:(r+1)*mm.Cols])
+					}
+				}
+				ts, err := encode(bm.name, w, mm.Rows, mm.Cols, ex, lc.stats(strings.TrimPrefix(bm.name, fmt.Sprintf("blk.%d.", l)), ex))
+				if err != nil {
+					return nil, nil, nil, fmt.Errorf("%s: %w", bm.name, err)
+				}
+				if ts == nil { // left to the writer's type: F16 of the smoothed weights
+					ts = []EncodedTensor{{DType: loader.F16, Shape: []int{mm.Rows, mm.Cols}, Data: kernels.QuantizeF16(nil, w)}}
+				}
+				pre[preKey(bm.name, ex)] = ts
+				done += int64(mm.Rows) * int64(mm.Cols)
+				if o.Progress != nil {
+					o.Progress(fmt.Sprintf("quantizing block %d/%d", l+1, len(m.Layers)), done, total)
+				}
+			}
+		}
+	}
+	outSt := quant.NewStats(c.NEmbd)
+	run.output(m.OutNorm, outSt)
+	outSt.Finish()
+	return wm, pre, outSt, nil
+}
+
+// blockMatrix is one weight tensor of a block as the GGUF writer writes it: its name,
+// its matrices (several for a stacked tensor), the writer's row order (q and k of
+// llama-architecture files) and whether the writer passes expert indices.
+type blockMatrix struct {
+	name    string
+	ms      []*Matrix
+	perm    func(int) int
+	stacked bool
+}
+
+// blockMatrices lists the matrices of block l that WriteGGUFWith passes to an encoder
+// (every one but the router), in its order and with its names.
+func blockMatrices(L *Layer, l int, permute bool, headDim int) []blockMatrix {
+	n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
+	var out []blockMatrix
+	add := func(name string, perm func(int) int, ms ...*Matrix) {
+		if len(ms) == 0 || ms[0] == nil {
+			return
+		}
+		out = append(out, blockMatrix{name, ms, perm, len(ms) > 1 || strings.HasSuffix(name, "_exps.weight")})
+	}
+	var qPerm, kPerm func(int) int
+	if permute {
+		qPerm, kPerm = interleavePerm(headDim), interleavePerm(headDim)
+	}
+	add(n("attn_q.weight"), qPerm, L.Wq)
+	add(n("attn_k.weight"), kPerm, L.Wk)
+	add(n("attn_v.weight"), nil, L.Wv)
+	add(n("attn_output.weight"), nil, L.Wo)
+	if L.Router == nil {
+		add(n("ffn_gate.weight"), nil, L.Gate)
+		add(n("ffn_up.weight"), nil, L.Up)
+		add(n("ffn_down.weight"), nil, L.Down)
+		return out
+	}
+	if L.Latent != nil {
+		for _, t := range L.Latent.latentTensors(l) {
+			add(t.name, nil, t.ms...)
+		}
+	} else {
+		add(n("ffn_gate_exps.weight"), nil, L.ExpGate...)
+		add(n("ffn_up_exps.weight"), nil, L.ExpUp...)
+		add(n("ffn_down_exps.weight"), nil, L.ExpDown...)
+	}
+	add(n("ffn_gate_shexp.weight"), nil, L.ShGate)
+	add(n("ffn_up_shexp.weight"), nil, L.ShUp)
+	add(n("ffn_down_shexp.weight"), nil, L.ShDown)
+	return out
+}
+
+// blockWeights counts the weights of a block's encoded matrices (progress).
+func blockWeights(L *Layer) int64 {
+	var n int64
+	for _, bm := range blockMatrices(L, 0, false, 1) {
+		for _, mm := range bm.ms {
+			n += int64(mm.Rows) * int64(mm.Cols)
+		}
+	}
+	return n
 }
 
 func routerName(d loader.DType) string {
@@ -181,17 +343,49 @@ func encodeA8W4(q *quant.A8W4) []EncodedTensor {
 func (m *Model) CloneF32() (*Model, error) {
 	n := &Model{Config: m.Config, Tok: m.Tok, src: m.src, pool: NewPool(0)}
 	var err error
+	n.Embed, err = cloneMatrixF32(m.Embed, err)
+	n.OutNorm = append([]float32(nil), m.OutNorm...)
+	if m.Output == m.Embed {
+		n.Output = n.Embed
+	} else {
+		n.Output, err = cloneMatrixF32(m.Output, err)
+	}
+	n.Layers = make([]Layer, len(m.Layers))
+	for l := range m.Layers {
+		if err == nil {
+			var L *Layer
+			if L, err = cloneLayerF32(&m.Layers[l]); err == nil {
+				n.Layers[l] = *L
+			}
+		}
+	}
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// cloneMatrixF32 returns mm in float32 on the heap (nil for nil, or when err is set).
+func cloneMatrixF32(mm *Matrix, err error) (*Matrix, error) {
+	if mm == nil || err != nil {
+		return nil, err
+	}
+	data := make([]byte, mm.Rows*mm.Cols*4)
+	f := unsafe.Slice((*float32)(unsafe.Pointer(&data[0])), mm.Rows*mm.Cols)
+	for r := 0; r < mm.Rows; r++ {
+		mm.RowF32(r, f[r*mm.Cols:(r+1)*mm.Cols])
+	}
+	return newMatrix(mm.Name, loader.F32, mm.Rows, mm.Cols, data)
+}
+
+// cloneLayerF32 returns a copy of block L with every matrix (MoLE's latent factors
+// included) and vector in float32 on the heap.
+func cloneLayerF32(L *Layer) (*Layer, error) {
+	var err error
 	cl := func(mm *Matrix) *Matrix {
-		if mm == nil || err != nil {
-			return nil
-		}
-		data := make([]byte, mm.Rows*mm.Cols*4)
-		f := unsafe.Slice((*float32)(unsafe.Pointer(&data[0])), mm.Rows*mm.Cols)
-		for r := 0; r < mm.Rows; r++ {
-			mm.RowF32(r, f[r*mm.Cols:(r+1)*mm.Cols])
-		}
 		var c *Matrix
-		c, err = newMatrix(mm.Name, loader.F32, mm.Rows, mm.Cols, data)
+		c, err = cloneMatrixF32(mm, err)
 		return c
 	}
 	cls := func(ms []*Matrix) []*Matrix {
@@ -205,28 +399,19 @@ func (m *Model) CloneF32() (*Model, error) {
 		return out
 	}
 	vc := func(v []float32) []float32 { return append([]float32(nil), v...) }
-	n.Embed = cl(m.Embed)
-	n.OutNorm = vc(m.OutNorm)
-	if m.Output == m.Embed {
-		n.Output = n.Embed
-	} else {
-		n.Output = cl(m.Output)
+	N := &Layer{}
+	N.AttnNorm, N.FFNNorm, N.QNorm, N.KNorm = vc(L.AttnNorm), vc(L.FFNNorm), vc(L.QNorm), vc(L.KNorm)
+	N.Bq, N.Bk, N.Bv, N.Bo = vc(L.Bq), vc(L.Bk), vc(L.Bv), vc(L.Bo)
+	N.Wq, N.Wk, N.Wv, N.Wo = cl(L.Wq), cl(L.Wk), cl(L.Wv), cl(L.Wo)
+	N.Gate, N.Up, N.Down, N.Router = cl(L.Gate), cl(L.Up), cl(L.Down), cl(L.Router)
+	N.ExpGate, N.ExpUp, N.ExpDown = cls(L.ExpGate), cls(L.ExpUp), cls(L.ExpDown)
+	N.ShGate, N.ShUp, N.ShDown, N.ShGateInp = cl(L.ShGate), cl(L.ShUp), cl(L.ShDown), cl(L.ShGateInp)
+	if lf := L.Latent; lf != nil {
+		N.Latent = &LatentFFN{GroupOf: append([]int(nil), lf.GroupOf...), Method: lf.Method, RankG: lf.RankG, RankU: lf.RankU, RD: lf.RD,
+			GateIn: cls(lf.GateIn), UpIn: cls(lf.UpIn), DownOut: cls(lf.DownOut),
+			ExpGate: cls(lf.ExpGate), ExpUp: cls(lf.ExpUp), ExpDown: cls(lf.ExpDown)}
 	}
-	n.Layers = make([]Layer, len(m.Layers))
-	for l := range m.Layers {
-		L, N := &m.Layers[l], &n.Layers[l]
-		N.AttnNorm, N.FFNNorm, N.QNorm, N.KNorm = vc(L.AttnNorm), vc(L.FFNNorm), vc(L.QNorm), vc(L.KNorm)
-		N.Bq, N.Bk, N.Bv, N.Bo = vc(L.Bq), vc(L.Bk), vc(L.Bv), vc(L.Bo)
-		N.Wq, N.Wk, N.Wv, N.Wo = cl(L.Wq), cl(L.Wk), cl(L.Wv), cl(L.Wo)
-		N.Gate, N.Up, N.Down, N.Router = cl(L.Gate), cl(L.Up), cl(L.Down), cl(L.Router)
-		N.ExpGate, N.ExpUp, N.ExpDown = cls(L.ExpGate), cls(L.ExpUp), cls(L.ExpDown)
-		N.ShGate, N.ShUp, N.ShDown, N.ShGateInp = cl(L.ShGate), cl(L.ShUp), cl(L.ShDown), cl(L.ShGateInp)
-	}
-	if err != nil {
-		n.Close()
-		return nil, err
-	}
-	return n, nil
+	return N, err
 }
 
 // f32 is the float32 view of a CloneF32 matrix.
@@ -276,54 +461,116 @@ func countSmoothed(s []float32) int {
 	return n
 }
 
-// smooth applies DGQ's percentile clipping (quant.SmoothFactors) to a CloneF32 model and
-// rescales the statistics to match; it returns the number of channels rescaled. The
-// division of an input channel is folded into the weights that produce it: the RMSNorm
-// weight for the attention and FFN inputs (and so the router's and shared expert's
-// columns are multiplied too), the up-projection row for a down projection's input
-// (with SwiGLU, h = silu(gate x) * (up x) is linear in each up row). The attention
-// output projection is not smoothed: its input channels come from V through the
-// attention average, shared by several query heads under GQA.
-func (m *Model) smooth(cal *Calibration) int {
+// smoothLayer applies DGQ's percentile clipping (quant.SmoothFactors) to a block copied
+// by cloneLayerF32 and rescales its statistics to match; it returns the number of
+// channels rescaled. The division of an input channel is folded into the weights that
+// produce it: the RMSNorm weight for the attention and FFN inputs (and so the router's
+// and shared expert's columns are multiplied too), the up-projection row for a down
+// projection's input (with SwiGLU, h = silu(gate x) * (up x) is linear in each up row).
+// The attention output projection is not smoothed: its input channels come from V
+// through the attention average, shared by several query heads under GQA.
+//
+// A latent (MoLE) block has three more int8 inputs, each smoothed the same way: z = B x
+// (a channel of z is a row of B; its column in every A_e of the group is multiplied),
+// the down input h of each expert (a row of A_up, a column of D_e), and y, the weighted
+// sum of the experts' D_e h_e (a row of every D_e of the group, a column of C).
+func smoothLayer(L *Layer, lc *LayerCalib) int {
 	n := 0
-	for l := range m.Layers {
-		L, lc := &m.Layers[l], &cal.Layers[l]
-		if s := quant.SmoothFactors(lc.Attn.AbsMax); s != nil {
-			n += countSmoothed(s)
-			divVec(L.AttnNorm, s)
-			scaleCols(L.Wq, s)
-			scaleCols(L.Wk, s)
-			scaleCols(L.Wv, s)
-			lc.Attn = lc.Attn.Scaled(s)
+	if s := quant.SmoothFactors(lc.Attn.AbsMax); s != nil {
+		n += countSmoothed(s)
+		divVec(L.AttnNorm, s)
+		scaleCols(L.Wq, s)
+		scaleCols(L.Wk, s)
+		scaleCols(L.Wv, s)
+		lc.Attn = lc.Attn.Scaled(s)
+	}
+	lf := L.Latent
+	if s := quant.SmoothFactors(lc.FFN.AbsMax); s != nil {
+		n += countSmoothed(s)
+		divVec(L.FFNNorm, s)
+		for _, mm := range []*Matrix{L.Router, L.Gate, L.Up, L.ShGate, L.ShUp, L.ShGateInp} {
+			scaleCols(mm, s)
 		}
-		if s := quant.SmoothFactors(lc.FFN.AbsMax); s != nil {
-			n += countSmoothed(s)
-			divVec(L.FFNNorm, s)
-			for _, mm := range []*Matrix{L.Router, L.Gate, L.Up, L.ShGate, L.ShUp, L.ShGateInp} {
-				scaleCols(mm, s)
-			}
-			for e := range L.ExpGate {
-				scaleCols(L.ExpGate[e], s)
-				scaleCols(L.ExpUp[e], s)
-				lc.ExpFFN[e] = lc.ExpFFN[e].Scaled(s)
-			}
-			lc.FFN = lc.FFN.Scaled(s)
+		for e := range L.ExpGate {
+			scaleCols(L.ExpGate[e], s)
+			scaleCols(L.ExpUp[e], s)
+			lc.ExpFFN[e] = lc.ExpFFN[e].Scaled(s)
 		}
-		down := func(up, dn *Matrix, st **quant.Stats) {
-			if up == nil || *st == nil {
-				return
+		old := lc.FFN
+		lc.FFN = lc.FFN.Scaled(s)
+		if lf != nil {
+			for g := range lf.GateIn {
+				scaleCols(lf.GateIn[g], s)
+				scaleCols(lf.UpIn[g], s)
+				if lc.LatIn[g] == old {
+					lc.LatIn[g] = lc.FFN
+				} else {
+					lc.LatIn[g] = lc.LatIn[g].Scaled(s)
+				}
 			}
-			if s := quant.SmoothFactors((*st).AbsMax); s != nil {
+		}
+	}
+	down := func(up, dn *Matrix, st **quant.Stats) {
+		if up == nil || *st == nil {
+			return
+		}
+		if s := quant.SmoothFactors((*st).AbsMax); s != nil {
+			n += countSmoothed(s)
+			divRows(up, s)
+			scaleCols(dn, s)
+			*st = (*st).Scaled(s)
+		}
+	}
+	down(L.Up, L.Down, &lc.Down)
+	down(L.ShUp, L.ShDown, &lc.ShDown)
+	for e := range L.ExpUp {
+		down(L.ExpUp[e], L.ExpDown[e], &lc.ExpDown[e])
+	}
+	if lf == nil {
+		return n
+	}
+	for e := range lf.ExpUp { // h = silu(A_gate z) * (A_up z): linear in each row of A_up
+		down(lf.ExpUp[e], lf.ExpDown[e], &lc.ExpDown[e])
+	}
+	for g := range lf.GateIn {
+		var members []int
+		for e, ge := range lf.GroupOf {
+			if ge == g {
+				members = append(members, e)
+			}
+		}
+		// z channels are shared by the group's experts: their abs-max is the largest
+		// over the tokens of every member.
+		groupMax := func(st []*quant.Stats) []float32 {
+			a := append([]float32(nil), st[members[0]].AbsMax...)
+			for _, e := range members[1:] {
+				for i, v := range st[e].AbsMax {
+					a[i] = max(a[i], v)
+				}
+			}
+			return a
+		}
+		for _, z := range []struct {
+			b  *Matrix
+			as []*Matrix
+			st []*quant.Stats
+		}{{lf.GateIn[g], lf.ExpGate, lc.LatZGate}, {lf.UpIn[g], lf.ExpUp, lc.LatZUp}} {
+			if s := quant.SmoothFactors(groupMax(z.st)); s != nil {
 				n += countSmoothed(s)
-				divRows(up, s)
-				scaleCols(dn, s)
-				*st = (*st).Scaled(s)
+				divRows(z.b, s)
+				for _, e := range members {
+					scaleCols(z.as[e], s)
+					z.st[e] = z.st[e].Scaled(s)
+				}
 			}
 		}
-		down(L.Up, L.Down, &lc.Down)
-		down(L.ShUp, L.ShDown, &lc.ShDown)
-		for e := range L.ExpUp {
-			down(L.ExpUp[e], L.ExpDown[e], &lc.ExpDown[e])
+		if s := quant.SmoothFactors(lc.LatY[g].AbsMax); s != nil {
+			n += countSmoothed(s)
+			for _, e := range members {
+				divRows(lf.ExpDown[e], s)
+			}
+			scaleCols(lf.DownOut[g], s)
+			lc.LatY[g] = lc.LatY[g].Scaled(s)
 		}
 	}
 	return n

@@ -194,7 +194,7 @@ func TestCalibForwardMatchesForward(t *testing.T) {
 	m := loadModelFile(t, filepath.Join(sharedmodels.Find(t), "kjv-moe"))
 	ids := m.Tok.Encode("In the beginning God created the heaven and the earth.", true, false)
 	s := m.NewState(64)
-	f := newCalibForward(m, 64, nil)
+	f := newCalibForward(m, 64, true, m.pool)
 	for pos, id := range ids {
 		want := append([]float32(nil), s.Forward(id, pos)...)
 		got := f.forward(id, pos)

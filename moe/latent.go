@@ -300,3 +300,52 @@ func fromDense(d *mat.Dense) []float32 {
 	}
 	return out
 }
+
+// RefitIn refits the per-expert factors A_e of in-projections (gate, up) to expert e's
+// own inputs once the bases are fixed: A_e = argmin ||(W_e - A_e B) X_e||² =
+// W_e S_e Bᵀ (B S_e Bᵀ)⁻¹, with S_e = X_e X_eᵀ the Gram matrix of the tokens routed to
+// e (damped by Damping of its mean diagonal). Where B drops a direction of the input
+// that correlates with the directions it keeps, A_e recovers the correlated part; the
+// plain projection W_e Bᵀ (what Build returns, and what this gives for S_e = I) cannot.
+// ws are the experts (m x n), bases the B of each group (r x n), covs the n x n Gram
+// matrices (nil or unseen: A_e stays as given in experts).
+func RefitIn(ws [][]float32, m, n int, bases [][]float32, groupOf []int, covs [][]float64, experts [][]float32) error {
+	for e, w := range ws {
+		if covs == nil || covs[e] == nil {
+			continue
+		}
+		d := Damping * trace(covs[e], n) / float64(n)
+		if !(d > 0) {
+			continue
+		}
+		b := bases[groupOf[e]]
+		r := len(b) / n
+		s := mat.NewSymDense(n, append([]float64(nil), covs[e]...))
+		for i := range n {
+			s.SetSym(i, i, s.At(i, i)+d)
+		}
+		bd := toDense(b, r, n)
+		var p mat.Dense // S Bᵀ, n x r
+		p.Mul(s, bd.T())
+		var g mat.Dense // B S Bᵀ, r x r
+		g.Mul(bd, &p)
+		gs := mat.NewSymDense(r, nil)
+		for i := range r {
+			for j := i; j < r; j++ {
+				gs.SetSym(i, j, (g.At(i, j)+g.At(j, i))/2)
+			}
+		}
+		var ch mat.Cholesky
+		if !ch.Factorize(gs) {
+			return fmt.Errorf("moe: expert %d: B S Bᵀ is not positive definite", e)
+		}
+		var wp mat.Dense // W S Bᵀ, m x r
+		wp.Mul(toDense(w, m, n), &p)
+		var at mat.Dense // A_eᵀ = (B S Bᵀ)⁻¹ (W S Bᵀ)ᵀ
+		if err := ch.SolveTo(&at, wp.T()); err != nil {
+			return fmt.Errorf("moe: expert %d: %w", e, err)
+		}
+		experts[e] = fromDense(mat.DenseCopyOf(at.T()))
+	}
+	return nil
+}

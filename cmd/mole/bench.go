@@ -18,8 +18,10 @@ import (
 func newBenchCmd() *cobra.Command {
 	var (
 		models, prompts, gens, threads, isas string
+		expertBits                           string
 		reps                                 int
 		output, svgPath, load, ppMode        string
+		hebf                                 hebfBenchFlags // --mem-budget (hebfbench.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "bench -m MODEL[,MODEL...] [flags]",
@@ -34,9 +36,25 @@ each a register-only loop of the path's own instructions).
 
 Tokens are a fixed synthetic sequence, so expert routing is the same in every run; a
 warm-up run precedes the timed ones; the tokenizer and the sampler are not measured.
--m, -p, -n, -t and --isa take comma-separated lists and every combination is run.`,
+-m, -p, -n, -t and --isa take comma-separated lists and every combination is run.
+
+--expert-bits 2,3,4 runs every test of an MWQ model (mole quantize or gen-model --type
+mwq24/mwq58) with its experts read at each width, narrowest first, in an "expert bits"
+column; bytes/token counts the base and the bit-planes read at that width, and peak RSS
+is the peak up to that width. Models without MWQ experts run once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if hebf.budgets != "" {
+				ts, err := intList("-t", threads, 1)
+				if err != nil {
+					return err
+				}
+				ns, err := intList("-n", gens, 1)
+				if err != nil {
+					return err
+				}
+				return runHEBFBench(cmd, hebf, models, ns[0], ts[0], output, svgPath)
+			}
 			o := bench.Options{Reps: reps, Log: cmd.ErrOrStderr()}
 			var err error
 			if o.Models = splitList(models); len(o.Models) == 0 {
@@ -60,6 +78,9 @@ warm-up run precedes the timed ones; the tokenizer and the sampler are not measu
 					return fmt.Errorf("--isa %s: this CPU or build lacks it", i)
 				}
 				o.ISAs = append(o.ISAs, i)
+			}
+			if o.ExpertBits, err = intList("--expert-bits", expertBits, 1); err != nil {
+				return err
 			}
 			if reps < 1 {
 				return fmt.Errorf("-r %d: want at least 1 repetition", reps)
@@ -115,7 +136,9 @@ warm-up run precedes the timed ones; the tokenizer and the sampler are not measu
 	f.StringVarP(&output, "output", "o", "md", "output format: md, json or csv")
 	f.StringVar(&svgPath, "svg", "", "also draw tokens/s against threads, with the roofline, into this SVG file")
 	f.StringVar(&ppMode, "pp-mode", "batched", "how pp tests run a prompt: batched (engine.Batch steps) or serial (one Forward per token)")
+	f.StringVar(&expertBits, "expert-bits", "", "widths at which MWQ experts are read, comma-separated (default: the widest stored)")
 	f.StringVar(&load, "load", loader.LoadMmap.String(), "where weights live: mmap or copy (as for mole run)")
+	hebf.register(f)
 	return cmd
 }
 

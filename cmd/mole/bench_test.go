@@ -86,3 +86,49 @@ func isZero(v any) bool {
 	}
 	return false
 }
+
+// gen-model writes mole's own types; mole info shows the scheme and mole bench runs them.
+func TestGenModelMoleTypes(t *testing.T) {
+	dir := t.TempDir()
+	for _, typ := range []string{"q8", "a8w4", "mwq24", "mwq58"} {
+		model := filepath.Join(dir, typ+".gguf")
+		if code, _, errs := runMole(t, "", "gen-model", "--preset", "tiny-moe", "--type", typ, "-o", model); code != 0 || !strings.Contains(errs, "mole "+typ) {
+			t.Fatalf("gen-model --type %s: %d %s", typ, code, errs)
+		}
+		code, out, errs := runMole(t, "", "info", model)
+		if code != 0 || !strings.Contains(out, "scheme "+typ+", group size 128, router f16") {
+			t.Errorf("info %s: %d %s\n%s", typ, code, errs, out)
+		}
+		if strings.HasPrefix(typ, "mwq") && !strings.Contains(out, "MWQ bits") {
+			t.Errorf("info %s: no MWQ bits\n%s", typ, out)
+		}
+		if typ == "q8" || typ == "mwq58" {
+			continue // each bench run measures a roofline first: two schemes suffice
+		}
+		code, out, errs = runMole(t, "", "bench", "-m", model, "-p", "8", "-n", "4", "-r", "1", "-t", "1")
+		if code != 0 || !strings.Contains(out, "| tg4 |") || !strings.Contains(out, "| pp8 |") {
+			t.Errorf("bench %s: %d %s\n%s", typ, code, errs, out)
+		}
+		if typ != "mwq24" {
+			continue
+		}
+		// Each width is a row of its own, in the JSON too.
+		code, out, errs = runMole(t, "", "bench", "-m", model, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--expert-bits", "4,2", "-o", "json")
+		var rep struct {
+			Results []struct {
+				ExpertBits int   `json:"expert_bits"`
+				Bytes      int64 `json:"bytes_per_token"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || len(rep.Results) != 2 ||
+			rep.Results[0].ExpertBits != 2 || rep.Results[1].ExpertBits != 4 || rep.Results[0].Bytes >= rep.Results[1].Bytes {
+			t.Errorf("bench --expert-bits 4,2: %d %v %s\n%s", code, err, errs, out)
+		}
+		if code, _, errs := runMole(t, "", "bench", "-m", model, "-n", "4", "--expert-bits", "8"); code != 1 || !strings.Contains(errs, "2 to 4 bits") {
+			t.Errorf("bench --expert-bits 8 on mwq24: %d %s", code, errs)
+		}
+	}
+	if code, _, errs := runMole(t, "", "gen-model", "--preset", "tiny-moe", "--type", "q5", "-o", filepath.Join(dir, "x.gguf")); code != 1 || !strings.Contains(errs, "a8w4") {
+		t.Errorf("bad type: %d %s", code, errs)
+	}
+}

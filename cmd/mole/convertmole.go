@@ -21,6 +21,7 @@ func newConvertMoLECmd() *cobra.Command {
 		window              int
 		energy              float64
 		whiten, baseline    bool
+		refit               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE] [--whiten] [--groups G]",
@@ -36,6 +37,8 @@ the n x n Gram matrix; A_e and D_e are the experts projected on them.
                 spectrum (0.99 keeps 99%)
   --whiten      measure the error on calibration activations (--calib FILE, or the
                 built-in text) instead of in plain Frobenius norm
+  --refit       once B is fixed, refit each expert's A (gate, up) by least squares on the
+                calibration inputs routed to it (--calib FILE, or the built-in text)
   --groups G    G groups of consecutive experts each share a basis (default 1: all)
   --baseline    instead, each expert truncated by its own SVD at the parameter count
                 MoLE has at the chosen rank (the yardstick MoLE must beat)
@@ -62,9 +65,9 @@ appears only when complete.`,
 			}
 			defer lm.Close()
 			m := lm.model
-			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, Baseline: baseline, Window: window}
+			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, RefitA: refit, Baseline: baseline, Window: window}
 			calibName := ""
-			if whiten {
+			if whiten || refit {
 				text, name := quant.BuiltinCalibration, "builtin"
 				if calib != "" {
 					b, err := os.ReadFile(calib)
@@ -119,6 +122,7 @@ appears only when complete.`,
 	f.Float64Var(&energy, "energy", 0, "fraction of the spectrum to keep, per layer and projection")
 	f.IntVar(&groups, "groups", 1, "groups of experts sharing one basis")
 	f.BoolVar(&whiten, "whiten", false, "weight the error by calibration activations")
+	f.BoolVar(&refit, "refit", false, "refit each expert's gate/up factor A by least squares on its calibration inputs")
 	f.StringVar(&calib, "calib", "", "calibration text for --whiten (default: the built-in text)")
 	f.IntVar(&window, "calib-ctx", 256, "calibration window in tokens")
 	f.BoolVar(&baseline, "baseline", false, "write the per-expert SVD baseline at MoLE's parameter count")

@@ -29,7 +29,13 @@ Presets:
 --arch mixtral writes general.architecture "llama" with expert_count, as llama.cpp's converter
 writes Mixtral; qwen2moe adds q/k/v biases and a shared expert as wide as the routed experts a
 token uses; qwen3moe per-head q/k norms; olmoe q/k norms over the whole projection; llama a
-dense FFN of the expert width.`,
+dense FFN of the expert width.
+
+--type q8, a8w4, mwq24 and mwq58 write mole's own types (docs/format.md) as mole quantize
+lays them out: embedding F16, routers F16, norms F32, output head MOLE_Q8, the other
+projections in the scheme's type (MWQ: routed experts as a base plus bit-planes, the rest
+MOLE_Q8), with random but valid codes, zero points and multipliers and the scheme's
+metadata (mole info shows it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -39,7 +45,7 @@ dense FFN of the expert width.`,
 			if err != nil {
 				return fmt.Errorf("--preset: %w", err)
 			}
-			dt, err := bench.ParseType(typ)
+			dt, scheme, err := bench.ParseGenType(typ)
 			if err != nil {
 				return fmt.Errorf("--type: %w", err)
 			}
@@ -51,12 +57,16 @@ dense FFN of the expert width.`,
 				return fmt.Errorf("--arch: %w", err)
 			}
 			start := time.Now()
-			err = bench.GenerateGGUF(out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Seed: seed, Progress: cmd.ErrOrStderr()})
+			err = bench.GenerateGGUF(out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
+			what := dt.String()
+			if scheme != "" {
+				what = "mole " + scheme
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "mole: wrote %s: %s %s, %.2f M parameters, %s, seed %d, in %.1f s\n",
-				out, preset, arch, float64(params)/1e6, dt, seed, time.Since(start).Seconds())
+				out, preset, arch, float64(params)/1e6, what, seed, time.Since(start).Seconds())
 			return nil
 		},
 	}
@@ -64,7 +74,7 @@ dense FFN of the expert width.`,
 	f.StringVar(&arch, "arch", "", "architecture: mixtral, qwen2moe, qwen3moe, olmoe or llama (default: the preset's)")
 	f.StringVar(&preset, "preset", "bench-moe", "model shape (see above)")
 	f.StringVarP(&out, "output", "o", "", "GGUF file to write")
-	f.StringVar(&typ, "type", "f16", "weight type: f16, q8_0, q4_0 (also f32, bf16)")
+	f.StringVar(&typ, "type", "f16", "weight type: f16, q8_0, q4_0 (also f32, bf16), or mole's q8, a8w4, mwq24, mwq58")
 	f.Uint64Var(&seed, "seed", 1, "random seed; the same seed gives the same file")
 	return cmd
 }

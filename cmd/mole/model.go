@@ -58,6 +58,7 @@ type modelFlags struct {
 	isa     string
 	// expertBits is --expert-bits: the width MWQ experts are read at (expertbits.go).
 	expertBits string
+	budget     budgetFlags // --mem-budget (membudget.go)
 }
 
 // register adds the flags to cmd.
@@ -71,6 +72,7 @@ func (mf *modelFlags) register(cmd *cobra.Command) {
 		"where weights live: mmap (the file's pages in place: quick start, shared page cache) or copy (read once into private huge-page memory)")
 	fs.StringVar(&mf.isa, "isa", "", "force a kernel path: avx512, avxvnni, avx2, neon or generic (default: the best the CPU has, or MOLE_ISA)")
 	fs.StringVar(&mf.expertBits, "expert-bits", "", expertBitsHelp)
+	mf.budget.register(fs)
 }
 
 // open applies --isa, opens the model with --load, binds it with --threads workers and
@@ -107,6 +109,12 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 	if lm.mwq, err = applyExpertBits(lm.model, mf.expertBits); err != nil {
 		lm.Close()
 		return nil, err
+	}
+	if d, err := applyMemBudget(lm.model, mf.budget, mf.expertBits); err != nil {
+		lm.Close()
+		return nil, err
+	} else if d != "" {
+		lm.mwq += ", " + d
 	}
 	return lm, nil
 }
@@ -158,6 +166,7 @@ func (l *loadedModel) describe() string {
 }
 
 func (l *loadedModel) Close() {
+	l.model.ClearMemBudget()
 	l.model.Close()
 	l.files.Close()
 	if l.restore != nil {

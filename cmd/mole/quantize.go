@@ -171,7 +171,7 @@ func (b *bar) update(stage string, done, total int64) {
 	const width = 30
 	frac := float64(done) / float64(max(total, 1))
 	n := min(int(frac*width), width)
-	fmt.Fprintf(b.w, "\r%-12s %3.0f%% [%s%s]", stage, 100*frac, strings.Repeat("=", n), strings.Repeat(" ", width-n))
+	fmt.Fprintf(b.w, "\r%-24s %3.0f%% [%s%s]", stage, 100*frac, strings.Repeat("=", n), strings.Repeat(" ", width-n))
 }
 
 func (b *bar) done() {

@@ -22,6 +22,6 @@ Without -m, commands use the small model embedded in the binary.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newRunCmd(), newInfoCmd(), newTokenizeCmd(), newPerplexityCmd(), newServeCmd(), newBenchCmd(), newGenModelCmd(), newQuantizeCmd(), newConvertMoLECmd())
+	root.AddCommand(newRunCmd(), newInfoCmd(), newTokenizeCmd(), newPerplexityCmd(), newServeCmd(), newBenchCmd(), newGenModelCmd(), newQuantizeCmd(), newConvertMoLECmd(), newProfileCmd())
 	return root
 }

@@ -110,6 +110,9 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 			fmt.Fprintf(stderr, "mole: load time   %10.2f ms\n", ms(lm.loadTime))
 			fmt.Fprintf(stderr, "mole: prompt eval %10.2f ms / %4d tokens (%8.2f tokens/s)\n", ms(st.PromptDuration), st.PromptTokens, rate(st.PromptTokens, st.PromptDuration))
 			fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), reason(st, genErr))
+			if c := m.MemBudget(); c != nil {
+				fmt.Fprintf(stderr, "mole: %s\n", describeCache(c))
+			}
 			return genErr
 		},
 	}

@@ -24,6 +24,7 @@ func newServeCmd() *cobra.Command {
 		cfg       server.Config
 		threads   int
 		alias     string
+		budget    budgetFlags // --mem-budget (membudget.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
@@ -49,6 +50,11 @@ repeat_penalty and repeat_last_n.`,
 				return err
 			}
 			defer lm.Close()
+			if d, err := applyMemBudget(lm.model, budget, ""); err != nil {
+				return err
+			} else if d != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "mole: %s\n", d)
+			}
 			cfg.Model = lm.model
 			cfg.ModelName = alias
 			if cfg.ModelName == "" {
@@ -98,6 +104,7 @@ repeat_penalty and repeat_last_n.`,
 	f.StringVar(&cfg.APIKey, "api-key", "", "require this key as \"Authorization: Bearer KEY\" on /v1/ endpoints")
 	f.Int64Var(&cfg.MaxBody, "max-body", 4<<20, "largest request body in bytes (413 past it)")
 	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = all CPUs)")
+	budget.register(f)
 	f.StringVar(&alias, "alias", "", "model id reported by /v1/models (default: derived from the model's name)")
 	return cmd
 }

@@ -76,6 +76,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, m: m, created: time.Now().Unix(), format: m.ChatFormat()}
 	s.met = newMetrics(m.Config.NLayer, m.Config.NExpert)
+	s.met.reg.MustRegister(newCacheCollector(m)) // expert cache under --mem-budget (metrics_sched.go)
 	s.sched = newScheduler(m, cfg.Parallel, cfg.Ctx, cfg.Queue, cfg.PrefillChunk, s.met)
 	go s.sched.run()
 

@@ -1,0 +1,70 @@
+//go:build linux
+
+package main
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mole-llm/mole/bench"
+	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/loader"
+)
+
+// tinyMWQ writes a tiny random mwq24 model (bench's generator) and returns its path and
+// its always-resident and expert bytes.
+func tinyMWQ(t *testing.T) (string, int64, int64) {
+	t.Helper()
+	shape, err := bench.PresetByName("tiny-moe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape.NFFExpert = 256
+	path := filepath.Join(t.TempDir(), "tiny-mwq24.gguf")
+	if err := bench.GenerateGGUF(path, bench.GenOptions{Shape: shape, Arch: "olmoe", Scheme: "mwq24", Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	lm, err := loader.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lm.Close()
+	m, err := engine.Load(lm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	lay, err := m.ExpertLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, lay.Resident, lay.ExpertBytes()
+}
+
+// TestMemBudgetFlag: mole run under --mem-budget at a forced width prints the same text as
+// without a budget at that width and reports the cache; a budget below the resident part is
+// refused with the error that says so.
+func TestMemBudgetFlag(t *testing.T) {
+	path, res, exp := tinyMWQ(t)
+	budget := strconv.FormatInt(res+exp*7/10, 10)
+	plain, _ := greedy(t, "-m", path, "--expert-bits", "3")
+	for _, pol := range []string{"hebf", "fcfs", "lru4"} {
+		got, errOut := greedy(t, "-m", path, "--expert-bits", "3", "--mem-budget", budget, "--cache-policy", pol)
+		if got != plain {
+			t.Errorf("%s: --mem-budget %s gave %q, resident %q", pol, budget, got, plain)
+		}
+		if !strings.Contains(errOut, "memory budget") || !strings.Contains(errOut, "expert cache:") {
+			t.Errorf("%s: budget not reported:\n%s", pol, errOut)
+		}
+	}
+	code, _, errOut := runMole(t, "", "run", "-m", path, "--mem-budget", strconv.FormatInt(res/2, 10), "x")
+	if code == 0 || !strings.Contains(errOut, "below the always-resident part") {
+		t.Errorf("budget of half the resident part: exit %d, %s", code, errOut)
+	}
+	code, _, errOut = runMole(t, "", "run", "-m", path, "--mem-budget", "12Q", "x")
+	if code == 0 || !strings.Contains(errOut, "--mem-budget") {
+		t.Errorf("bad size: exit %d, %s", code, errOut)
+	}
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mole-llm/mole/sched"
+)
+
+func newProfileCmd() *cobra.Command {
+	var (
+		path    string
+		samples int
+		reps    int
+		threads int
+	)
+	cmd := &cobra.Command{
+		Use:   "profile -m MODEL",
+		Short: "Measure expert-plane load times and expert compute times for --mem-budget",
+		Long: `Measure, on this device, what the memory-budget scheduler (--mem-budget) weighs: T_io, the
+time to bring one expert plane (gate, up and down of one width step) from the file into
+memory, cold, by pread with O_DIRECT (into memory the cache owns), by buffered pread followed
+by posix_fadvise(DONTNEED), and by madvise(WILLNEED) on the mapping; and T_comp, the time to
+compute one expert for one token at each width. The results are written beside the model as
+MODEL.profile.json (atomically); --mem-budget then loads with the faster of pread and mmap.
+The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path == "" {
+				return errors.New("-m: name the model file to profile")
+			}
+			lm, err := loadModel(path, threads)
+			if err != nil {
+				return err
+			}
+			defer lm.Close()
+			lay, err := lm.model.ExpertLayout()
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			io, err := sched.MeasureIO(lay, max(samples, 1))
+			if err != nil {
+				return fmt.Errorf("%s: measuring loads: %w", path, err)
+			}
+			comp, err := lm.model.ExpertComputeTime(reps)
+			if err != nil {
+				return err
+			}
+			p := &sched.Profile{Model: path, Created: time.Now().UTC().Format(time.RFC3339), IO: io}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "T_io (median of %d cold loads of one plane: gate, up and down)\n\n", samples)
+			fmt.Fprintf(out, "| backend | plane | bytes | µs | MB/s |\n|---|---|---:|---:|---:|\n")
+			for _, q := range io {
+				plane := "base"
+				if q.Level > 0 {
+					plane = fmt.Sprintf("+1 bit (each of %d)", lay.MaxBits-lay.BaseBits)
+				}
+				fmt.Fprintf(out, "| %s | %s | %d | %.0f | %.0f |\n", q.Backend, plane, q.Bytes, q.Micros, q.MBps)
+			}
+			fmt.Fprintf(out, "\nT_comp (one expert, one token, %d threads)\n\n| bits | µs |\n|---:|---:|\n", lm.model.Threads())
+			for b, d := range comp {
+				if d > 0 {
+					p.Comp = append(p.Comp, sched.CompPoint{Bits: b, Micros: float64(d.Nanoseconds()) / 1e3})
+					fmt.Fprintf(out, "| %d | %.1f |\n", b, float64(d.Nanoseconds())/1e3)
+				}
+			}
+			dst := sched.ProfilePath(path)
+			if err := sched.WriteProfile(dst, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nwrote %s (--mem-budget will load with %s)\n", dst, p.PreferredBackend())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&path, "model", "m", "", "GGUF file with MWQ experts")
+	f.IntVar(&samples, "samples", 32, "planes loaded per backend and plane size")
+	f.IntVar(&reps, "reps", 50, "expert computations timed per width")
+	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = GOMAXPROCS)")
+	return cmd
+}

@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"github.com/mole-llm/mole/kernels"
+	"github.com/mole-llm/mole/quant"
+)
+
+// The GEMM path of mole's int8 types (MOLE_Q8, MOLE_A8W4) in a Batch.
+//
+// kernels.GemmI8 and kernels.GemmA8W4 take the activations of a block of tokens as one
+// int8 matrix (one row of the padded width per token) and one scale per token, while the
+// rest of the engine (State.Forward, the row path, MWQ) keeps each token's I8 act encoding
+// (its int8 values, scale and group sums in one record). The Batch quantises its inputs as
+// Forward does and then copies the int8 values and scales of the tokens of each product
+// once into that planar form, so every weight strip is read once for all the tokens of a
+// step. The values are the ones Forward uses, and each output is the kernels' exact int32
+// sum scaled as GemvI8/GemvA8W4 scale it, so batched logits stay bit-identical to Forward.
+
+// gemmIn is the input of a GEMM over a run of tokens, in the form m.gemmRows takes.
+type gemmIn struct {
+	q  []byte // Q8_0/Q4_0: the tokens' Q8_0 blocks one after the other, qn bytes each
+	qn int
+	x8 []int8    // MOLE_Q8/MOLE_A8W4: int8 activations, pc per token
+	pc int       // padded width of a token's row in x8
+	xs []float32 // per-token scales of x8
+}
+
+// tokens returns the input of tokens t0..t1-1.
+func (g *gemmIn) tokens(t0, t1 int) gemmIn {
+	if g.x8 != nil {
+		return gemmIn{x8: g.x8[t0*g.pc : t1*g.pc], pc: g.pc, xs: g.xs[t0:t1]}
+	}
+	return gemmIn{q: g.q[t0*g.qn : t1*g.qn], qn: g.qn}
+}
+
+// gemm reports whether products with m run on a GEMM kernel (kernels.GemmQ8_0/GemmQ4_0,
+// or GemmI8/GemmA8W4 for mole's int8 types), which reads each row once for all the tokens
+// of a step and equals the GEMV Forward uses per token bit for bit.
+func (m *Matrix) gemm() bool {
+	if m.mole != nil {
+		return !moleRowPath
+	}
+	return m.mwq == nil && (m.qk == qkQ8_0 || m.qk == qkQ4_0)
+}
+
+// moleRowPath sends mole's int8 types down the row path in a Batch (one GEMV per token,
+// as before the GEMM path existed): a switch for benchmarks that compare the two.
+var moleRowPath = false
+
+// gemmRows writes rows lo..hi-1 of M times the ntok tokens of in into out, token-major
+// (out[t*(hi-lo)+r-lo]).
+func (m *Matrix) gemmRows(out []float32, lo, hi int, in gemmIn, ntok int) {
+	if p := m.mole; p != nil {
+		p.gemmRows(out, lo, hi, in.x8[:ntok*p.pc], in.xs[:ntok])
+		return
+	}
+	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
+	if m.qk == qkQ4_0 {
+		kernels.GemmQ4_0(out, hi-lo, w, m.Cols, in.q, ntok)
+	} else {
+		kernels.GemmQ8_0(out, hi-lo, w, m.Cols, in.q, ntok)
+	}
+}
+
+// packI8 copies the int8 values and scales of n consecutive I8 act encodings (qn bytes
+// each, pc values) into x8 (n*pc values) and xs (n scales).
+func packI8(x8 []int8, xs []float32, src []byte, qn, pc, n int) {
+	for k := 0; k < n; k++ {
+		v, s, _ := actI8View(src[k*qn:(k+1)*qn], pc)
+		copy(x8[k*pc:(k+1)*pc], v)
+		xs[k] = s
+	}
+}
+
+// padCols is n rounded up to the I8 act encoding's 32 values.
+func padCols(n int) int { return (n + 31) / 32 * 32 }
+
+// i8Planar holds the planar copies of a Batch's int8 activations (nil for models whose
+// Quantized matrices take Q8_0 blocks).
+type i8Planar struct {
+	mm8 []int8 // inputs of the current batchMatMul
+	mms []float32
+	up8 []int8 // the FFN input of every part's users, part after part
+	ups []float32
+	dn8 []int8 // the hidden activations of every part's users
+	dns []float32
+}
+
+func newI8Planar(m *Model, maxItems, kParts int) i8Planar {
+	c := &m.Config
+	if m.act != actI8 {
+		return i8Planar{}
+	}
+	n := maxItems * kParts
+	return i8Planar{
+		mm8: make([]int8, maxItems*padCols(max(c.NEmbd, c.NHead*c.HeadDim))), mms: make([]float32, maxItems),
+		up8: make([]int8, n*padCols(c.NEmbd)), ups: make([]float32, n),
+		dn8: make([]int8, n*padCols(max(c.NFF, c.NFFExpert, c.NFFShared))), dns: make([]float32, n),
+	}
+}
+
+// mmInput sets the GEMM input of the current batchMatMul from its quantised inputs in
+// b.xq (n tokens of qn bytes).
+func (b *Batch) mmInput(qn int) {
+	j := &b.mm
+	if b.m.act != actI8 {
+		j.gin = gemmIn{q: b.xq[:j.n*qn], qn: qn}
+		return
+	}
+	need := false
+	for t := 0; t < j.nm; t++ {
+		need = need || j.mats[t].mole != nil
+	}
+	if !need {
+		j.gin = gemmIn{}
+		return
+	}
+	pc := padCols(j.inDim)
+	x8, xs := b.i8.mm8[:j.n*pc], b.i8.mms[:j.n]
+	packI8(x8, xs, b.xq, qn, pc, j.n)
+	j.gin = gemmIn{x8: x8, pc: pc, xs: xs}
+}
+
+// upInputs sets each part's GEMM input of gate and up (after Batch.ffn has quantised the
+// items' FFN inputs into b.xq, qn bytes each, and packed them per part into pt.xq).
+func (b *Batch) upInputs(qn int) {
+	pc := padCols(b.m.Config.NEmbd)
+	o := 0
+	for i := range b.parts {
+		pt := &b.parts[i]
+		if !pt.gate.gemm() || !pt.up.gemm() {
+			pt.in = gemmIn{}
+			continue
+		}
+		if b.m.act != actI8 {
+			pt.in = gemmIn{q: pt.xq, qn: qn}
+			continue
+		}
+		n := len(pt.users)
+		x8, xs := b.i8.up8[o*pc:(o+n)*pc], b.i8.ups[o:o+n]
+		for k, u := range pt.users {
+			packI8(x8[k*pc:(k+1)*pc], xs[k:k+1], b.xq[u.item*qn:(u.item+1)*qn], qn, pc, 1)
+		}
+		pt.in = gemmIn{x8: x8, pc: pc, xs: xs}
+		o += n
+	}
+}
+
+// downInputs sets each part's GEMM input of down (after Batch.ffn has quantised the
+// users' hidden activations into pt.hq, pt.hqn bytes each).
+func (b *Batch) downInputs() {
+	o, oo := 0, 0
+	for i := range b.parts {
+		pt := &b.parts[i]
+		if !pt.down.gemm() {
+			pt.hin = gemmIn{}
+			continue
+		}
+		if b.m.act != actI8 {
+			pt.hin = gemmIn{q: pt.hq, qn: pt.hqn}
+			continue
+		}
+		n, pc := len(pt.users), padCols(pt.rows)
+		x8, xs := b.i8.dn8[o:o+n*pc], b.i8.dns[oo:oo+n]
+		packI8(x8, xs, pt.hq, pt.hqn, pc, n)
+		pt.hin = gemmIn{x8: x8, pc: pc, xs: xs}
+		o += n * pc
+		oo += n
+	}
+}
+
+// gemmRows writes rows lo..hi-1 of the product with ntok = len(xs) tokens of x8 (rows of
+// p.pc values) into out, token-major.
+func (p *moleMatrix) gemmRows(out []float32, lo, hi int, x8 []int8, xs []float32) {
+	if p.w8 != nil {
+		kernels.GemmI8(out, hi-lo, p.w8[lo*p.pc:hi*p.pc], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
+		return
+	}
+	cb, tb := p.pc/2, p.tableBytes()
+	kernels.GemmA8W4(out, hi-lo, p.codes[lo*cb:hi*cb], p.tables[lo*tb:hi*tb], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
+}
+
+// tableBytes is the size of one row's A8W4 tables.
+func (p *moleMatrix) tableBytes() int {
+	return (p.pc + quant.GroupSize - 1) / quant.GroupSize * 16
+}
