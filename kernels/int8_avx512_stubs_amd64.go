@@ -9,27 +9,37 @@ package kernels
 //go:noescape
 func gemvI8AVX512(dots *int32, w *int8, stride int, x *int8, cols int, nstrips int, m0 uint64, m1 uint64)
 
-// gemvA8W4AVX512 writes dots[4s+r] = sum_k (x[k]+128)*table(code) for the rows of nstrips strips of 4.
+// gemvA8W4PAVX512 writes dots[4s+r] = sum_k (x[k]+128)*table(code) for the rows of nstrips strips of 4, x prepared by prepA8W4XAVX512.
 //
 //go:noescape
-func gemvA8W4AVX512(dots *int32, codes *byte, cstride int, tables *int8, tstride int, x *int8, cols int, nstrips int, kc uint64, kx0 uint64, kx1 uint64)
+func gemvA8W4PAVX512(dots *int32, codes *byte, cstride int, tables *int8, tstride int, xp *byte, cols int, nstrips int, kc uint64)
 
-// gemmI8AVX512: dots[t*dstride+4s+r] = sum_k (x[t*xstride+k]+128)*w[(4s+r)*wstride+k] for s < nstrips, t < 4*ntiles.
+// prepI8XAVX512 prepares ntok tokens of activations for gemmI8PAVX512.
 //
 //go:noescape
-func gemmI8AVX512(dots *int32, dstride int, w *int8, wstride int, x *int8, xstride int, cols int, nstrips int, ntiles int, m0 uint64)
+func prepI8XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int)
 
-// gemmA8W4AVX512: the A8W4 twin of gemmI8AVX512 (4 rows x 4 tokens per block).
+// gemmI8PAVX512: dots[t*dstride+6s+r] = sum_k x[t*xstride+k]*w[(6s+r)*wstride+k] for s < nstrips, r < 6, t < 4*ntiles (x prepared: x+128).
 //
 //go:noescape
-func gemmA8W4AVX512(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *int8, xstride int, cols int, nstrips int, ntiles int, kc uint64, kx0 uint64, kx1 uint64)
+func gemmI8PAVX512(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, m0 uint64)
 
-// gemmA8W4PAVX512: gemmA8W4AVX512 on activations prepared by prepA8W4XAVX512.
+// gemmI8PStripAVX512: dots[t*dstride+6s+r] = sum_k x[t*xstride+k]*w[(6s+r)*wstride+k] for s < nstrips, r < 6, t < 4*ntiles (x prepared: x+128).
 //
 //go:noescape
-func gemmA8W4PAVX512(dots *int32, dstride int, codes *byte, cstride int, tables *int8, tstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, kc uint64)
+func gemmI8PStripAVX512(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, m0 uint64)
 
-// prepA8W4XAVX512 prepares ntok tokens of activations for gemmA8W4PAVX512.
+// unpackA8W4AVX512 writes nrows rows of A8W4 weights as int8 in the order of prepared activations.
+//
+//go:noescape
+func unpackA8W4AVX512(dst *int8, dstride int, codes *byte, cstride int, tables *int8, tstride int, cols int, nrows int, kc uint64, cpf int, tpf int)
+
+// i8EpilogueAVX512 applies rowSum and the scales to n raw sums (see i8Epilogue).
+//
+//go:noescape
+func i8EpilogueAVX512(out *float32, dots *int32, scale *float32, rowSum *int32, xScale float32, n int)
+
+// prepA8W4XAVX512 prepares ntok tokens of A8W4 activations (gemvA8W4PAVX512, gemmI8PStripAVX512 on unpacked weights).
 //
 //go:noescape
 func prepA8W4XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int, kx0 uint64, kx1 uint64)
