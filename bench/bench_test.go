@@ -540,11 +540,13 @@ func meanSquare(mm *engine.Matrix) float64 {
 // MWQ bytes per token, by hand for tiny-moe in mwq24 (expert width 192: gate and up are
 // MWQ, down is not a whole number of 128-groups and stays MOLE_Q8):
 //
-//	attention per layer: MOLE_Q8, (128+64+64+128) rows of 128 bytes = 49152
+//	attention per layer: MOLE_Q8, (128+64+64+128) rows of 128 bytes = 49152, plus 8
+//	  bytes per row read beside them (row scale, row sum): 3072
 //	router per layer: F16 4x128 = 1024
 //	one expert at b bits: gate and up 192 rows x (36-byte base + (b-2) x 18-byte planes),
-//	  down 128 rows of 192 int8: 2*(6912 + (b-2)*3456) + 24576; two used per layer
-//	output head MOLE_Q8 512x128 = 65536; other: embedding row (F16) 256 + 512 + 2 x 1024
+//	  down 128 rows of 192 int8 (+ 8 bytes per row): 2*(6912 + (b-2)*3456) + 24576 + 1024;
+//	  two used per layer
+//	output head MOLE_Q8 512x128 = 65536 (+ 4096); other: embedding row (F16) 256 + 512 + 2 x 1024
 //
 // and the file's weights hold every plane: 512x256 + 512 + 65536 + 2 x (1024 + 49152 +
 // 1024 + 4 x (2*(6912+6912) + 24576)) = 717312.
@@ -554,11 +556,11 @@ func TestTrafficMWQ(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, m := load(t, p)
-	expert := func(b int) int64 { return 2*(6912+int64(b-2)*3456) + 24576 }
+	expert := func(b int) int64 { return 2*(6912+int64(b-2)*3456) + 24576 + 1024 }
 	for _, c := range []struct{ bits []int }{{[]int{2}}, {[]int{3}}, {[]int{4}}, {[]int{2, 4}}} {
 		got := TrafficAt(m, m.SetExpertBits(c.bits))
 		b0, b1 := c.bits[0], c.bits[len(c.bits)-1]
-		want := Traffic{Attention: 2 * 49152, Router: 2 * 1024, Experts: 2*expert(b0) + 2*expert(b1), Output: 65536, Other: 256 + 512 + 2*1024}
+		want := Traffic{Attention: 2 * (49152 + 3072), Router: 2 * 1024, Experts: 2*expert(b0) + 2*expert(b1), Output: 65536 + 4096, Other: 256 + 512 + 2*1024}
 		if got.Attention != want.Attention || got.Router != want.Router || got.Experts != want.Experts || got.Output != want.Output ||
 			got.Other != want.Other || got.Bytes != want.Attention+want.Router+want.Experts+want.Output+want.Other || got.FileBytes != 717312 {
 			t.Errorf("bits %v:\n got %+v\nwant %+v (file 717312)", c.bits, got, want)
@@ -632,5 +634,19 @@ func TestRunExpertBits(t *testing.T) {
 	o.Models, o.ExpertBits = []string{mwq}, []int{5}
 	if _, err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "2 to 4 bits") {
 		t.Errorf("width 5 on mwq24: %v", err)
+	}
+}
+
+// TestTrafficA8W4 checks that an A8W4 product counts what its kernel streams: per row of
+// 128 columns, 64 bytes of codes, the 16-byte lookup table of its group and 8 bytes of
+// row scale and row sum (tiny-moe's attention: 384 rows of 128 per layer, two layers).
+func TestTrafficA8W4(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a8w4.gguf")
+	if err := GenerateGGUF(p, GenOptions{Shape: tinyShape(t), Scheme: "a8w4"}); err != nil {
+		t.Fatal(err)
+	}
+	_, m := load(t, p)
+	if got, want := TrafficOf(m).Attention, int64(2*384*(64+16+8)); got != want {
+		t.Errorf("A8W4 attention bytes per token %d, want %d", got, want)
 	}
 }

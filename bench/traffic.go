@@ -51,7 +51,7 @@ func TrafficAt(m *engine.Model, bits []int) Traffic {
 		if mm == nil {
 			return
 		}
-		*dst += (int64(len(mm.Data)) + mwqPlaneBytes(mm, width()-b1)) * int64(times)
+		*dst += (int64(len(mm.Data)) + mwqPlaneBytes(mm, width()-b1) + moleSideBytes(mm)) * int64(times)
 		t.MACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
 		if floatDType(mm.DType) {
 			t.FloatMACs += int64(mm.Rows) * int64(mm.Cols) * int64(times)
@@ -139,6 +139,22 @@ func mwqPlaneBytes(mm *engine.Matrix, n int) int64 {
 		return 0
 	}
 	return int64(n) * int64(mm.Rows) * int64(mm.Cols/kernels.MWQGroup) * kernels.MWQPlaneBlockBytes
+}
+
+// moleSideBytes is what a product with one of mole's int8 matrices reads besides its
+// codes: 8 bytes per row (the float row scale and the int32 row sum) and, for MOLE_A8W4,
+// the 16-byte int8 lookup table per group of 128 that the engine builds at load from the
+// stored (S2, z) pair. The kernel streams those tables with the codes, so leaving them
+// out would flatter A8W4's bandwidth by about a quarter.
+func moleSideBytes(mm *engine.Matrix) int64 {
+	switch mm.DType {
+	case loader.MoleQ8:
+		return 8 * int64(mm.Rows)
+	case loader.MoleA8W4:
+		groups := int64(mm.DType.PaddedCols(mm.Cols) / 128)
+		return int64(mm.Rows) * (8 + 16*groups)
+	}
+	return 0
 }
 
 // floatDType reports whether matrices of dt multiply in float32 (every other type the
