@@ -64,7 +64,8 @@ type Batch struct {
 	// activations of every part's users (see batchPart).
 	xq, xqp, hq []byte
 	kParts      int
-	i8          i8Planar // the int8 inputs of mole's types in the GEMM kernels' form (batch_i8.go)
+	i8          i8Planar   // the int8 inputs of mole's types in the GEMM kernels' form (batch_i8.go)
+	quant       batchQuant // activation quantisation on the pool (batch_i8.go)
 
 	items []BatchItem
 	k, v  [][]float32 // each item's K and V slot in its State's cache for the current layer
@@ -163,6 +164,7 @@ func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 	b.dnRun = b.ffnDown
 	b.lat = m.newLatentScratch(maxItems)
 	b.i8 = newI8Planar(m, maxItems, kParts)
+	b.quant.bind(b)
 	return b
 }
 
@@ -390,9 +392,7 @@ func (b *Batch) runParts(p *Pool, L *Layer) {
 		// Every item's input once, then for each part its users' inputs packed one after
 		// the other, the layout the GEMM kernels take.
 		qn := b.m.actBytes(ne)
-		for i := range items {
-			b.m.quantAct(b.xq[i*qn:(i+1)*qn], b.xn[i*ne:(i+1)*ne])
-		}
+		b.quantRows(p, b.xq, qn, b.xn, ne, len(items), nil, nil, 0)
 		o := 0
 		for i := range b.parts {
 			pt := &b.parts[i]
@@ -409,27 +409,18 @@ func (b *Batch) runParts(p *Pool, L *Layer) {
 		b.upInputs(qn)
 	}
 	p.RunChunk(rows, b.chunk(rows, 2*ne*len(items)*c.NExpertUsed/max(len(b.parts), 1)), b.upRun)
-	// silu(gate)*up over each user's whole part, with Forward's vector kernel.
-	for i := range b.parts {
-		pt := &b.parts[i]
-		for _, u := range pt.users {
-			o := u.item*b.hidden + u.off
-			kernels.SiLUMul(b.h[o:o+pt.rows], b.u[o:o+pt.rows])
-		}
-	}
 	o := 0
 	for i := range b.parts {
 		if pt := &b.parts[i]; pt.down.Quantized() {
 			pt.hqn = b.m.actBytes(pt.rows)
 			pt.hq = b.hq[o : o+len(pt.users)*pt.hqn]
 			o += len(pt.hq)
-			for k, u := range pt.users {
-				h := b.h[u.item*b.hidden+u.off : u.item*b.hidden+u.off+pt.rows]
-				b.m.quantAct(pt.hq[k*pt.hqn:(k+1)*pt.hqn], h)
-			}
 		}
 	}
 	b.downInputs()
+	// silu(gate)*up over each user's whole part, with Forward's vector kernel, and the
+	// quantised inputs of down, on the pool (batch_i8.go).
+	b.siluQuantize(p)
 	p.RunChunk(ne, b.chunk(ne, b.hidden*len(items)), b.dnRun)
 }
 
@@ -574,10 +565,12 @@ func (b *Batch) runMM(p *Pool) {
 	j := &b.mm
 	if j.quant {
 		qn := b.m.actBytes(j.inDim)
-		for k := 0; k < j.n; k++ {
-			b.m.quantAct(b.xq[k*qn:(k+1)*qn], j.in[k*j.inDim:(k+1)*j.inDim])
+		x8, xs, pc := b.mmPlanar()
+		b.quantRows(p, b.xq, qn, j.in, j.inDim, j.n, x8, xs, pc)
+		j.gin = gemmIn{q: b.xq[:j.n*qn], qn: qn}
+		if x8 != nil {
+			j.gin = gemmIn{x8: x8, pc: pc, xs: xs}
 		}
-		b.mmInput(qn)
 	}
 	p.RunChunk(j.rows, b.chunk(j.rows, j.inDim*j.n), b.mmRun)
 }

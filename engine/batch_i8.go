@@ -99,26 +99,20 @@ func newI8Planar(m *Model, maxItems, kParts int) i8Planar {
 	}
 }
 
-// mmInput sets the GEMM input of the current batchMatMul from its quantised inputs in
-// b.xq (n tokens of qn bytes).
-func (b *Batch) mmInput(qn int) {
+// mmPlanar returns the planar buffers for the inputs of the current batchMatMul (nil
+// unless one of its matrices is of mole's int8 types) and their padded width.
+func (b *Batch) mmPlanar() (x8 []int8, xs []float32, pc int) {
 	j := &b.mm
 	if b.m.act != actI8 {
-		j.gin = gemmIn{q: b.xq[:j.n*qn], qn: qn}
-		return
+		return nil, nil, 0
 	}
-	need := false
 	for t := 0; t < j.nm; t++ {
-		need = need || j.mats[t].mole != nil
+		if j.mats[t].mole != nil {
+			pc = padCols(j.inDim)
+			return b.i8.mm8[:j.n*pc], b.i8.mms[:j.n], pc
+		}
 	}
-	if !need {
-		j.gin = gemmIn{}
-		return
-	}
-	pc := padCols(j.inDim)
-	x8, xs := b.i8.mm8[:j.n*pc], b.i8.mms[:j.n]
-	packI8(x8, xs, b.xq, qn, pc, j.n)
-	j.gin = gemmIn{x8: x8, pc: pc, xs: xs}
+	return nil, nil, 0
 }
 
 // upInputs sets each part's GEMM input of gate and up (after Batch.ffn has quantised the
@@ -146,8 +140,8 @@ func (b *Batch) upInputs(qn int) {
 	}
 }
 
-// downInputs sets each part's GEMM input of down (after Batch.ffn has quantised the
-// users' hidden activations into pt.hq, pt.hqn bytes each).
+// downInputs sets each part's GEMM input of down: the users' quantised hidden activations
+// in pt.hq (pt.hqn bytes each) or their planar form, which siluQuantize fills.
 func (b *Batch) downInputs() {
 	o, oo := 0, 0
 	for i := range b.parts {
@@ -162,7 +156,6 @@ func (b *Batch) downInputs() {
 		}
 		n, pc := len(pt.users), padCols(pt.rows)
 		x8, xs := b.i8.dn8[o:o+n*pc], b.i8.dns[oo:oo+n]
-		packI8(x8, xs, pt.hq, pt.hqn, pc, n)
 		pt.hin = gemmIn{x8: x8, pc: pc, xs: xs}
 		o += n * pc
 		oo += n
@@ -183,4 +176,101 @@ func (p *moleMatrix) gemmRows(out []float32, lo, hi int, x8 []int8, xs []float32
 // tableBytes is the size of one row's A8W4 tables.
 func (p *moleMatrix) tableBytes() int {
 	return (p.pc + quant.GroupSize - 1) / quant.GroupSize * 16
+}
+
+// batchQuant quantises a step's activation vectors on the pool. Each vector is
+// independent, and in a prompt chunk they take about a fifth of a one-thread step (the
+// per-token int8 quantiser is scalar Go), too much for the caller alone while the other
+// workers wait. A decode step's few vectors stay on the caller (Pool.RunCost).
+type batchQuant struct {
+	b *Batch
+
+	// rows: vector k of src (sn values each) into dst[k*qn:], and its int8 values and
+	// scale into x8[k*pc:] and xs[k] when x8 is set.
+	dst    []byte
+	qn     int
+	src    []float32
+	sn     int
+	x8     []int8
+	xs     []float32
+	pc     int
+	rowRun func(lo, hi int)
+
+	hidRun func(lo, hi int) // hidden: see hidden
+
+	onCaller bool // quantise on the caller alone (benchmarks compare with the pool)
+}
+
+// run runs fn over n vectors of itemNs each on the pool (or the caller, onCaller).
+func (q *batchQuant) run(p *Pool, n int, itemNs float64, fn func(lo, hi int)) {
+	if q.onCaller {
+		serial(n, max(n, 1), fn)
+		return
+	}
+	p.RunCost(n, itemNs, fn)
+}
+
+func (q *batchQuant) bind(b *Batch) {
+	q.b = b
+	q.rowRun = q.rows
+	q.hidRun = q.hidden
+}
+
+// quantNs estimates one core's time to quantise n values (kernels.QuantizeI8 and
+// QuantizeQ8_0Act run at a few ns per value).
+func quantNs(n int) float64 { return 4 * float64(n) }
+
+// quantRows quantises n vectors of src (sn values each) into dst (qn bytes each) on the
+// pool, as Forward quantises each one; with x8 set it also writes their planar form.
+func (b *Batch) quantRows(p *Pool, dst []byte, qn int, src []float32, sn, n int, x8 []int8, xs []float32, pc int) {
+	q := &b.quant
+	q.dst, q.qn, q.src, q.sn, q.x8, q.xs, q.pc = dst, qn, src, sn, x8, xs, pc
+	q.run(p, n, quantNs(sn), q.rowRun)
+	q.dst, q.src, q.x8, q.xs = nil, nil, nil, nil
+}
+
+func (q *batchQuant) rows(lo, hi int) {
+	for k := lo; k < hi; k++ {
+		d := q.dst[k*q.qn : (k+1)*q.qn]
+		q.b.m.quantAct(d, q.src[k*q.sn:(k+1)*q.sn])
+		if q.x8 != nil {
+			packI8(q.x8[k*q.pc:(k+1)*q.pc], q.xs[k:k+1], d, q.qn, q.pc, 1)
+		}
+	}
+}
+
+// siluQuantize computes h = silu(h)*u over every user's slice of every part and, for
+// parts whose down matrix is Quantized, quantises it into pt.hq (and pt.hin's planar form
+// when set), on the pool: one unit per (part, user).
+func (b *Batch) siluQuantize(p *Pool) {
+	units, rows := 0, 0
+	for i := range b.parts {
+		units += len(b.parts[i].users)
+		rows = max(rows, b.parts[i].rows)
+	}
+	b.quant.run(p, units, quantNs(rows), b.quant.hidRun)
+}
+
+func (q *batchQuant) hidden(lo, hi int) {
+	b := q.b
+	base := 0
+	for i := range b.parts {
+		pt := &b.parts[i]
+		n := len(pt.users)
+		for k := max(lo, base) - base; k < min(hi, base+n)-base; k++ {
+			u := pt.users[k]
+			o := u.item*b.hidden + u.off
+			h := b.h[o : o+pt.rows]
+			kernels.SiLUMul(h, b.u[o:o+pt.rows])
+			if pt.hq == nil {
+				continue
+			}
+			d := pt.hq[k*pt.hqn : (k+1)*pt.hqn]
+			b.m.quantAct(d, h)
+			if in := &pt.hin; in.x8 != nil {
+				packI8(in.x8[k*in.pc:(k+1)*in.pc], in.xs[k:k+1], d, pt.hqn, in.pc, 1)
+			}
+		}
+		base += n
+	}
 }

@@ -16,7 +16,7 @@ import (
 
 // Benchmarks on a model file named by MOLE_BENCH_MODEL (skipped without it), for
 // profiling the token path (go test -cpuprofile): BenchmarkFileDecode runs State.Forward
-// one token at a time, BenchmarkFilePrefill one Batch step of MOLE_BENCH_PP tokens
+// one token at a time (positions 0..127), BenchmarkFilePrefill one Batch step of MOLE_BENCH_PP tokens
 // (default 64). MOLE_BENCH_THREADS sets the pool size (default 1), MOLE_BENCH_LOAD=copy
 // reads the weights into anonymous memory (mole's --load copy).
 func benchFileModel(b *testing.B) *Model {
@@ -47,7 +47,7 @@ func BenchmarkFileDecode(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		p := 8 + i%200
+		p := i % 128 // positions as in tg128
 		s.Forward(tok(p), p)
 	}
 }
@@ -73,8 +73,9 @@ func BenchmarkFilePrefill(b *testing.B) {
 }
 
 // BenchmarkFileInterleaved compares models on a loaded machine: MOLE_BENCH_MODELS lists
-// "path[@copy][@rows][@poll]" entries (@rows: mole's int8 types on the row path, not
-// the GEMM; @poll: pool helpers poll for the next run before they park) (comma-separated); each iteration runs one decode token (or, with
+// "path[@copy][@rows][@poll][@serialquant]" entries (@rows: mole's int8 types on the row
+// path, not the GEMM; @poll: pool helpers poll for the next run before they park;
+// @serialquant: a Batch quantises its activations on the caller alone) (comma-separated); each iteration runs one decode token (or, with
 // MOLE_BENCH_PP=n, one n-token Batch step) of every model in turn, so load drifts hit all
 // of them alike. It reports each model's ms per step and its time relative to the first.
 func BenchmarkFileInterleaved(b *testing.B) {
@@ -102,6 +103,10 @@ func BenchmarkFileInterleaved(b *testing.B) {
 		if p, ok := strings.CutSuffix(path, "@poll"); ok {
 			path, spin = p, pollNs
 		}
+		onCaller := false
+		if p, ok := strings.CutSuffix(path, "@serialquant"); ok {
+			path, onCaller = p, true
+		}
 		if p, ok := strings.CutSuffix(sp, "@copy"); ok {
 			path, mode = p, loader.LoadCopy
 		}
@@ -113,6 +118,7 @@ func BenchmarkFileInterleaved(b *testing.B) {
 		r := &run{name: sp}
 		if pp > 0 {
 			bt := m.NewBatch(pp, pp)
+			bt.quant.onCaller = onCaller
 			s := m.NewState(pp)
 			items := make([]BatchItem, pp)
 			for i := range items {
@@ -194,11 +200,31 @@ func BenchmarkFileDecodeParts(b *testing.B) {
 	}
 	xq := make([]byte, m.actBuf(maxCols, 1))
 	out := make([]float32, maxRows)
+	// Per dtype: the kernels' time and the bytes they read.
+	byType := map[string]*struct {
+		ns    time.Duration
+		bytes int64
+	}{}
+	for _, mm := range mats {
+		k := mm.DType.String()
+		if byType[k] == nil {
+			byType[k] = &struct {
+				ns    time.Duration
+				bytes int64
+			}{}
+		}
+		byType[k].bytes += int64(len(mm.Data))
+		if p := mm.mole; p != nil {
+			byType[k].bytes += int64(len(p.tables) + 4*len(p.scale) + 4*len(p.rowSum))
+		}
+	}
 	replay := func() {
 		for _, mm := range mats {
+			t0 := time.Now()
 			n := m.actBytes(mm.Cols)
 			m.quantAct(xq[:n], x[:mm.Cols])
 			mm.MulRowsQ(out[:mm.Rows], 0, mm.Rows, xq[:n])
+			byType[mm.DType.String()].ns += time.Since(t0)
 		}
 	}
 	buf := make([]byte, 1<<30)
@@ -218,6 +244,9 @@ func BenchmarkFileDecodeParts(b *testing.B) {
 	var tf, tk, ts time.Duration
 	replay()
 	stream()
+	for _, v := range byType {
+		v.ns = 0
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
@@ -239,4 +268,27 @@ func BenchmarkFileDecodeParts(b *testing.B) {
 	b.Logf("per token: %.1f MB read by the kernels (%.1f MB in the file's terms); forward %.2f ms, kernels alone %.2f ms (%.0f%%), stream of the same bytes %.2f ms: kernels at %.0f%% of the stream, forward at %.0f%% of the roofline",
 		float64(memBytes)/1e6, float64(fileBytes)/1e6, tf.Seconds()*1e3/n, tk.Seconds()*1e3/n, 100*tk.Seconds()/tf.Seconds(), ts.Seconds()*1e3/n,
 		100*ts.Seconds()/tk.Seconds(), 100*float64(fileBytes)/float64(memBytes)*ts.Seconds()/tf.Seconds())
+	streamBW := float64(memBytes) * n / ts.Seconds()
+	for k, v := range byType {
+		bw := float64(v.bytes) * n / v.ns.Seconds()
+		b.Logf("%s: %.1f MB per token in %.2f ms: %.1f GB/s, %.0f%% of the stream's %.1f GB/s", k, float64(v.bytes)/1e6, v.ns.Seconds()*1e3/n, bw/1e9, 100*bw/streamBW, streamBW/1e9)
+	}
+}
+
+// BenchmarkQuantActI8: the per-token int8 activation encoding of 1024 and 2816 values
+// (bench-moe's model and expert widths), the work a decode token repeats ~70K values' worth.
+func BenchmarkQuantActI8(b *testing.B) {
+	for _, n := range []int{1024, 2816} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(math.Sin(float64(i) * 0.37))
+			}
+			dst := make([]byte, actI8Bytes(n))
+			b.SetBytes(int64(4 * n))
+			for i := 0; i < b.N; i++ {
+				quantizeActI8(dst, x)
+			}
+		})
+	}
 }

@@ -86,6 +86,9 @@ func TestBatchExactMoleSynth(t *testing.T) {
 	checkBatchExact(t, models, []int{13, 9, 15}, []int{11, 1, 13})
 
 	// A prompt chunk of a quantised model (the GEMM path) allocates nothing.
+	if raceEnabled {
+		return
+	}
 	m := models["mixtral-a8w4"]
 	b := m.NewBatch(12, 32)
 	s := m.NewState(32)
