@@ -8,9 +8,10 @@ package kernels
 //
 //	y = xs * Σ_g [ s1*(x·q - z*Σx) + Σ_{k=b1+1..b} s_k*(2*(x·bits_k) - Σx) ]
 //
-// since a ±1 weight is 2*bit-1. Every x·(bits) is an exact int32 inner product
-// (MWQDots: the architecture-specific part); the per-group float combination is plain Go
-// shared by every path, so all ISAs return the same bits.
+// since a ±1 weight is 2*bit-1. Every x·(bits) is an exact int32 inner product, and the
+// float combination has one fixed order (GemvMWQ), so all ISAs return the same bits.
+// On amd64 the fused kernels of asm/mwq do both parts in one pass over the weights
+// (mwq_amd64.go); elsewhere MWQDots takes the dots and Go combines them.
 //
 // Bit order: weight k of a group is bit k%8 of byte k/8 of a 16-byte plane, so bytes
 // 0..7 read as a little-endian uint64 are the mask of weights 0..63 (AVX-512 KMOVQ).
@@ -62,22 +63,32 @@ func MWQGroupSums(sums []int32, x []int8) {
 	}
 }
 
-// mwqChunkInts bounds the int32 dot scratch GemvMWQ keeps on its stack; rows are done
+// mwqChunkInts bounds the int32 dot scratch of gemvMWQDots on its stack; rows are done
 // in chunks that fit (16 KiB: small enough to stay in L1 next to the weights).
 const mwqChunkInts = 4096
+
+// mwqMaxPlanes bounds the residual planes of one product (b1 >= 1 and K <= 8).
+const mwqMaxPlanes = 7
 
 // GemvMWQ computes out[r] for r < len(out) at b = b1 + len(planes) bits (see the package
 // comment above): base holds len(out)*G blocks of MWQBaseBlockBytes(b1), each planes[p]
 // len(out)*G blocks of MWQPlaneBlockBytes (plane k = b1+1+p), G = len(x)/128; x is the
 // int8 input with scale xScale and xSums its group sums (MWQGroupSums). It does not
-// allocate.
+// allocate. Every path returns the bits of the generic twin (gemvMWQGeneric): per row,
+// for g = 0..G-1 in order,
+//
+//	v = s1*(float32(dq) - z*float32(sx)); v += s_k*float32(2*dp_k - sx) for each plane k; acc += v
+//
+// each product and sum rounded to float32 (never fused), and out[r] = acc*xScale.
 func GemvMWQ(out []float32, base []byte, b1 int, planes [][]byte, x []int8, xSums []int32, xScale float32) {
 	rows, cols := len(out), len(x)
 	if cols == 0 || cols%MWQGroup != 0 {
 		panic("kernels: GemvMWQ: len(x) must be a positive multiple of 128")
 	}
+	if b1 < 1 || b1 > 7 || len(planes) > mwqMaxPlanes {
+		panic("kernels: GemvMWQ: base width outside 1..7 or more than 7 planes")
+	}
 	G := cols / MWQGroup
-	np := len(planes)
 	bb := MWQBaseBlockBytes(b1)
 	if len(base) < rows*G*bb || len(xSums) < G {
 		panic("kernels: GemvMWQ: base or xSums too short")
@@ -87,36 +98,67 @@ func GemvMWQ(out []float32, base []byte, b1 int, planes [][]byte, x []int8, xSum
 			panic("kernels: GemvMWQ: a plane is too short")
 		}
 	}
-	var buf [mwqChunkInts]int32
-	chunk := max(1, mwqChunkInts/(G*(1+np)))
-	if G*(1+np) > mwqChunkInts {
+	if G*(1+len(planes)) > mwqChunkInts {
 		panic("kernels: GemvMWQ: rows too long for the scratch")
 	}
+	if rows == 0 || gemvMWQFused(out, base, b1, planes, x, xSums, xScale) {
+		return
+	}
+	gemvMWQDots(out, base, b1, planes, x, xSums, xScale, false)
+}
+
+// gemvMWQDots is GemvMWQ (arguments validated) in two passes per chunk of rows: dots
+// takes every integer inner product into a stack scratch (MWQDots's contract: the
+// generic twin when generic, else the path's kernel), then gemvMWQRows combines them.
+// (A bool, not a function value: the scratch must not escape to the heap.)
+func gemvMWQDots(out []float32, base []byte, b1 int, planes [][]byte, x []int8, xSums []int32, xScale float32, generic bool) {
+	dots := func(d []int32, blocks []byte, stride, off, nb int, x []int8) {
+		if generic {
+			mwqDotsGeneric(d, blocks, stride, off, nb, x)
+		} else {
+			mwqDots(d, blocks, stride, off, nb, x)
+		}
+	}
+	rows := len(out)
+	G := len(x) / MWQGroup
+	np := len(planes)
+	bb := MWQBaseBlockBytes(b1)
+	var buf [mwqChunkInts]int32
+	chunk := max(1, mwqChunkInts/(G*(1+np)))
 	for r0 := 0; r0 < rows; r0 += chunk {
 		nr := min(chunk, rows-r0)
 		nbk := nr * G
-		bd := buf[:nbk]
-		MWQDots(bd, base[r0*G*bb:], bb, 4, b1, x)
+		dots(buf[:nbk], base[r0*G*bb:], bb, 4, b1, x)
 		for p, pl := range planes {
-			MWQDots(buf[(1+p)*nbk:(2+p)*nbk], pl[r0*G*MWQPlaneBlockBytes:], MWQPlaneBlockBytes, 2, 1, x)
+			dots(buf[(1+p)*nbk:(2+p)*nbk], pl[r0*G*MWQPlaneBlockBytes:], MWQPlaneBlockBytes, 2, 1, x)
 		}
-		for r := 0; r < nr; r++ {
-			var acc float32
-			for g := 0; g < G; g++ {
-				i := r*G + g
-				bo := (r0*G + i) * bb
-				s1 := F16ToF32(uint16(base[bo]) | uint16(base[bo+1])<<8)
-				z := F16ToF32(uint16(base[bo+2]) | uint16(base[bo+3])<<8)
-				sx := xSums[g]
-				v := s1 * (float32(bd[i]) - z*float32(sx))
-				for p, pl := range planes {
-					po := (r0*G + i) * MWQPlaneBlockBytes
-					sk := F16ToF32(uint16(pl[po]) | uint16(pl[po+1])<<8)
-					v += sk * float32(2*buf[(1+p)*nbk+i]-sx)
-				}
-				acc += v
+		gemvMWQRows(out[r0:r0+nr], base[r0*G*bb:], bb, planes, r0*G*MWQPlaneBlockBytes, buf[:(1+np)*nbk], xSums[:G], xScale)
+	}
+}
+
+// gemvMWQRows combines the dots of len(out) rows (dots[q*n+r*G+g] for quantity q: 0 the
+// base, 1+p plane p; n = len(out)*G) with the f16 scales, in the order GemvMWQ
+// documents. The explicit float32 conversions keep the compiler from fusing a multiply
+// and an add (the spec allows it otherwise), which the assembly does not do either.
+func gemvMWQRows(out []float32, base []byte, bb int, planes [][]byte, planeOff int, dots []int32, xSums []int32, xScale float32) {
+	G := len(xSums)
+	n := len(out) * G
+	for r := range out {
+		var acc float32
+		for g, sx := range xSums {
+			i := r*G + g
+			bo := i * bb
+			s1 := F16ToF32(uint16(base[bo]) | uint16(base[bo+1])<<8)
+			z := F16ToF32(uint16(base[bo+2]) | uint16(base[bo+3])<<8)
+			fsx := float32(sx)
+			v := float32(s1 * float32(float32(dots[i])-float32(z*fsx)))
+			for p, pl := range planes {
+				po := planeOff + i*MWQPlaneBlockBytes
+				sk := F16ToF32(uint16(pl[po]) | uint16(pl[po+1])<<8)
+				v = float32(v + float32(sk*float32(2*dots[(1+p)*n+i]-sx)))
 			}
-			out[r0+r] = acc * xScale
+			acc = float32(acc + v)
 		}
+		out[r] = float32(acc * xScale)
 	}
 }

@@ -1,8 +1,8 @@
 package kernels
 
-// mwqDotsGeneric is the pure-Go twin of the MWQDots assembly (arguments validated). It
-// is also the arm64 path for now, so the inner loop is branch-free: each activation is
-// masked by -(bit), an all-ones or all-zero int32, instead of tested.
+// mwqDotsGeneric is the pure-Go twin of the MWQDots assembly (arguments validated), and
+// the path of purego builds and other architectures, so the inner loop is branch-free:
+// each activation is masked by -(bit), an all-ones or all-zero int32, instead of tested.
 func mwqDotsGeneric(dots []int32, blocks []byte, stride, off, nb int, x []int8) {
 	G := len(x) / MWQGroup
 	for i := range dots {
@@ -21,4 +21,10 @@ func mwqDotsGeneric(dots []int32, blocks []byte, stride, off, nb int, x []int8) 
 		}
 		dots[i] = total
 	}
+}
+
+// gemvMWQGeneric is the pure-Go twin of GemvMWQ (arguments validated): the reference
+// every path must match bit for bit.
+func gemvMWQGeneric(out []float32, base []byte, b1 int, planes [][]byte, x []int8, xSums []int32, xScale float32) {
+	gemvMWQDots(out, base, b1, planes, x, xSums, xScale, true)
 }

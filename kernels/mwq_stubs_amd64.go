@@ -14,3 +14,27 @@ func mwqDotsAVX512(dots *int32, n int, blocks *byte, stride int, nb int, x *int8
 //
 //go:noescape
 func mwqDotsAVX2(dots *int32, n int, blocks *byte, stride int, nb int, x *int8, groups int)
+
+// mwqBlocks2AVX512 writes v[16*s+j] for s < n, j < 16: the float value of block 16*s+j of base
+// (b1 = 2) and planes[p] (p < np) against x group (16*s+j)%groups, whose group
+// sums are xSums[(16*s+j)%groups]; x and xSums hold groups+16 groups (wrapped).
+//
+//go:noescape
+func mwqBlocks2AVX512(v *float32, n int, base *byte, planes **byte, np int, x *int8, xSums *int32, groups int)
+
+// mwqBlocks5AVX512 writes v[16*s+j] for s < n, j < 16: the float value of block 16*s+j of base
+// (b1 = 5) and planes[p] (p < np) against x group (16*s+j)%groups, whose group
+// sums are xSums[(16*s+j)%groups]; x and xSums hold groups+16 groups (wrapped).
+//
+//go:noescape
+func mwqBlocks5AVX512(v *float32, n int, base *byte, planes **byte, np int, x *int8, xSums *int32, groups int)
+
+// mwqBlocks2AVX2 is mwqBlocks2AVX512 on AVX2 with steps of 8 blocks: v[8*s+j] for s < n, j < 8.
+//
+//go:noescape
+func mwqBlocks2AVX2(v *float32, n int, base *byte, planes **byte, np int, x *int8, xSums *int32, groups int)
+
+// mwqBlocks5AVX2 is mwqBlocks5AVX512 on AVX2 with steps of 8 blocks: v[8*s+j] for s < n, j < 8.
+//
+//go:noescape
+func mwqBlocks5AVX2(v *float32, n int, base *byte, planes **byte, np int, x *int8, xSums *int32, groups int)

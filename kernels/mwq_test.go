@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -205,7 +206,7 @@ func BenchmarkMWQ(b *testing.B) {
 	for _, bits := range []int{2, 3, 4} {
 		np := bits - 2
 		var genNs float64
-		for _, isa := range []ISA{Generic, AVX2, AVX512} {
+		for _, isa := range []ISA{Generic, AVX2, AVX512, NEON} {
 			if !Supported(isa) {
 				continue
 			}
@@ -241,5 +242,213 @@ func TestGemvMWQNoAlloc(t *testing.T) {
 		if a := testing.AllocsPerRun(20, func() { GemvMWQ(out, base, 2, planes, x, sums, 1) }); a != 0 {
 			t.Errorf("GemvMWQ allocates %.1f times per call", a)
 		}
+	})
+}
+
+// BenchmarkGemvMWQDRAM streams an out-of-cache MWQ matrix (2048 columns, b1 = 2, up to
+// 2 planes; 256 MiB at 4 bits) and an A8W4 matrix of the same shape and about the same
+// bytes, alternately in one loop, both in row chunks of 256 as the engine calls them,
+// on each ISA. It reports each one's GB/s (bytes read: MWQ base + planes used; A8W4
+// codes + tables) and pct_a8w4 = MWQ GB/s / A8W4 GB/s, the figure to compare across
+// runs on a loaded machine, and l2_GB/s, the MWQ kernel on 256 rows that stay in L2
+// (its speed when memory is not the limit). Best times of the loop (minTimer).
+func BenchmarkGemvMWQDRAM(b *testing.B) {
+	const cols = 2048
+	G := cols / MWQGroup
+	rows := (256 << 20) / (G * (MWQBaseBlockBytes(2) + 2*MWQPlaneBlockBytes))
+	rows -= rows % 256
+	rng := rand.New(rand.NewPCG(9, 10))
+	base, planes := randMWQ(rng, rows, cols, 2, 2)
+	x := randI8(rng, cols, false)
+	sums := make([]int32, G)
+	MWQGroupSums(sums, x)
+	out := make([]float32, rows)
+	l2base, l2planes := randMWQ(rng, 256, cols, 2, 2)
+	a4 := newBenchMat(rows*(MWQBaseBlockBytes(2)+2*MWQPlaneBlockBytes)/(cols/2+16*a8w4Groups(cols)), cols, false, true)
+	cb, tb := cols/2, a8w4Groups(cols)*16
+	a4Bytes := float64(len(a4.codes) + len(a4.tables))
+	bb := MWQBaseBlockBytes(2)
+	pb := G * MWQPlaneBlockBytes
+	for _, bits := range []int{2, 3, 4} {
+		np := bits - 2
+		mwqBytes := float64(len(base) + np*len(planes[0]))
+		benchISAs(b, func(b *testing.B) {
+			if Active() == Generic {
+				b.Skip("generic: too slow for a 256 MiB matrix")
+			}
+			b.Run("bits"+string(rune('0'+bits)), func(b *testing.B) {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var use [2][]byte
+				var tm, ta minTimer
+				for b.Loop() {
+					ta.start()
+					chunked(a4.rows, 256, func(r0, r1 int) {
+						GemvA8W4(a4.out[r0:r1], a4.codes[r0*cb:r1*cb], a4.tables[r0*tb:r1*tb], a4.scale[r0:r1], a4.rowSum[r0:r1], a4.x, 0.01)
+					})
+					ta.stop()
+					tm.start()
+					chunked(rows, 256, func(r0, r1 int) {
+						for p := 0; p < np; p++ {
+							use[p] = planes[p][r0*pb : r1*pb]
+						}
+						GemvMWQ(out[r0:r1], base[r0*G*bb:r1*G*bb], 2, use[:np], x, sums, 0.01)
+					})
+					tm.stop()
+				}
+				// The same kernel on 256 rows (295 KiB at 4 bits, in L2): its speed
+				// when memory is not the limit.
+				var tl minTimer
+				for range 50 {
+					tl.start()
+					GemvMWQ(out[:256], l2base, 2, l2planes[:np], x, sums, 0.01)
+					tl.stop()
+				}
+				b.ReportMetric(float64(len(l2base)+np*len(l2planes[0]))/float64(tl.wall.Nanoseconds()), "l2_GB/s")
+				mg := mwqBytes / float64(tm.wall.Nanoseconds())
+				ag := a4Bytes / float64(ta.wall.Nanoseconds())
+				b.ReportMetric(mg, "GB/s")
+				b.ReportMetric(ag, "a8w4_GB/s")
+				b.ReportMetric(100*mg/ag, "pct_a8w4")
+			})
+		})
+	}
+}
+
+// sameF32 reports whether a and b have the same bits, or are both NaN (VCVTPH2PS quiets
+// a signalling f16 NaN that the Go table keeps: the payload may differ, never NaN-ness).
+func sameF32(a, b float32) bool {
+	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
+}
+
+// TestGemvMWQShapes: every path gives the generic twin's bits over row counts around
+// the step widths (fewer rows than a step, partial last steps, several chunks of the
+// scratch), group counts that do and do not divide the step (x wrapped), base widths
+// with a fused kernel (2, 5) and without (1, 3), every plane count, and extreme inputs:
+// activations -128/127 with all-ones codes and planes (the int16 packing bounds of the
+// kernels), or all-zero bits.
+func TestGemvMWQShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	type shape struct{ rows, cols int }
+	shapes := []shape{{1, 128}, {3, 640}, {7, 256}, {8, 128}, {15, 1024}, {16, 2048}, {17, 384},
+		{33, 1536}, {100, 896}, {129, 2048}, {300, 1024}, {9, 14336}}
+	if testing.Short() { // under qemu: the widest shapes only cost time
+		shapes = shapes[:len(shapes)-3]
+	}
+	for _, sh := range shapes {
+		for _, b1 := range []int{1, 2, 3, 5} {
+			for _, mode := range []string{"random", "extreme", "zeros"} {
+				np := min(3, 8-b1)
+				base, planes := randMWQ(rng, sh.rows, sh.cols, b1, np)
+				x := randI8(rng, sh.cols, mode == "extreme")
+				if mode != "random" {
+					fill := byte(0xff)
+					if mode == "zeros" {
+						fill = 0
+					}
+					bb := MWQBaseBlockBytes(b1)
+					for i := 0; i < len(base); i += bb {
+						for k := 4; k < bb; k++ {
+							base[i+k] = fill
+						}
+					}
+					for _, pl := range planes {
+						for i := 0; i < len(pl); i += MWQPlaneBlockBytes {
+							for k := 2; k < MWQPlaneBlockBytes; k++ {
+								pl[i+k] = fill
+							}
+						}
+					}
+				}
+				sums := make([]int32, sh.cols/MWQGroup)
+				MWQGroupSums(sums, x)
+				for p := 0; p <= np; p++ {
+					want := make([]float32, sh.rows)
+					gemvMWQGeneric(want, base, b1, planes[:p], x, sums, 0.003)
+					if mode == "random" && p == np && sh.cols <= 2048 {
+						for r := range want {
+							ref := mwqRefRow(base, b1, planes[:p], r, x) * 0.003
+							if d := math.Abs(float64(want[r]) - ref); d > 1e-4*(math.Abs(ref)+1) {
+								t.Fatalf("generic %v b1 %d np %d row %d: %v, float64 reference %v", sh, b1, p, r, want[r], ref)
+							}
+						}
+					}
+					eachISAQuiet(func(isa ISA) {
+						got := make([]float32, sh.rows+1)
+						got[sh.rows] = 42
+						GemvMWQ(got[:sh.rows], base, b1, planes[:p], x, sums, 0.003)
+						for r := range want {
+							if !sameF32(got[r], want[r]) {
+								t.Fatalf("%s %v b1 %d np %d %s: row %d = %v, generic %v", isa, sh, b1, p, mode, r, got[r], want[r])
+							}
+						}
+						if got[sh.rows] != 42 {
+							t.Fatalf("%s %v: wrote past len(out)", isa, sh)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// eachISAQuiet runs f with every supported path active (no subtests: for loops that
+// would create thousands).
+func eachISAQuiet(f func(isa ISA)) {
+	prev := Active()
+	defer SetISA(prev)
+	for i := Generic; i < numISA; i++ {
+		if _, err := SetISA(i); err != nil {
+			continue
+		}
+		f(i)
+	}
+}
+
+// FuzzGemvMWQ compares every path with the generic twin on fuzzer-chosen bytes (scales
+// included: infinities, NaN and subnormal f16 values) and shapes.
+func FuzzGemvMWQ(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 0x3c, 0x00}, []byte{0x80, 0x7f}, uint8(17), uint8(3), uint8(2), uint8(2))
+	f.Add(make([]byte, 64), []byte{0x01}, uint8(16), uint8(16), uint8(5), uint8(3))
+	f.Add([]byte{0xff, 0x7c, 0x01, 0x00}, []byte{0xff}, uint8(40), uint8(5), uint8(2), uint8(0))
+	f.Fuzz(func(t *testing.T, data, xs []byte, rows, groups, b1, np uint8) {
+		R := int(rows%70) + 1
+		G := int(groups%20) + 1
+		B := []int{1, 2, 3, 5}[b1%4]
+		P := int(np) % (9 - B)
+		P = min(P, 3)
+		fill := func(n int, salt byte) []byte {
+			b := make([]byte, n)
+			for i := range b {
+				if len(data) > 0 {
+					b[i] = data[(i*7+int(salt))%len(data)] ^ byte(i*13) ^ salt
+				}
+			}
+			return b
+		}
+		base := fill(R*G*MWQBaseBlockBytes(B), 0)
+		var planes [][]byte
+		for p := 0; p < P; p++ {
+			planes = append(planes, fill(R*G*MWQPlaneBlockBytes, byte(p+1)))
+		}
+		x := make([]int8, G*MWQGroup)
+		for i := range x {
+			if len(xs) > 0 {
+				x[i] = int8(xs[i%len(xs)] + byte(i*3))
+			}
+		}
+		sums := make([]int32, G)
+		MWQGroupSums(sums, x)
+		want := make([]float32, R)
+		gemvMWQGeneric(want, base, B, planes, x, sums, 0.5)
+		eachISAQuiet(func(isa ISA) {
+			got := make([]float32, R)
+			GemvMWQ(got, base, B, planes, x, sums, 0.5)
+			for r := range want {
+				if !sameF32(got[r], want[r]) {
+					t.Fatalf("%s rows %d groups %d b1 %d np %d: row %d = %v, generic %v", isa, R, G, B, P, r, got[r], want[r])
+				}
+			}
+		})
 	})
 }

@@ -84,6 +84,7 @@ var neonMustPass = []string{
 	"--- PASS: TestNEONI8Dots", "--- PASS: TestNEONA8W4Dots", "--- PASS: TestNEONGGML",
 	"--- PASS: TestNEONMacros", "--- PASS: TestNEONInt8Exported", "--- PASS: TestNEONDispatchSelected",
 	"--- PASS: TestPeakLoops/neon",
+	"--- PASS: TestNEONMWQDots", "--- PASS: TestNEONMWQOneBit", "--- PASS: TestMWQDotsTwin/neon", "--- PASS: TestGemvMWQ/neon",
 }
 
 func tail(s string, n int) string {

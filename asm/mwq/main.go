@@ -1,7 +1,9 @@
-// Command mwq generates kernels/mwq_amd64.s and its stubs: the AVX-512 VNNI path of
-// kernels.MWQDots, the integer inner products of MWQ bit-planes with int8 activations
-// (see kernels/mwq.go).
+// Command mwq generates kernels/mwq_amd64.s and its stubs: the AVX-512 VNNI and AVX2
+// paths of kernels.MWQDots, the integer inner products of MWQ bit-planes with int8
+// activations, and the block kernels of kernels.GemvMWQ (mwqBlocks*, below), which do
+// the integer and the float part of the product in one pass (see kernels/mwq.go).
 //
+// MWQDots:
 // Per 128-weight group and bit-plane j, the plane's 16 bytes are two 64-bit masks
 // (KMOVQ); a zero-masked move keeps the activations whose bit is set and VPDPBUSD adds
 // them, times the unsigned constant 2^j, into int32 lanes. The base's b1 planes and a
@@ -28,6 +30,12 @@ func main() {
 	ConstraintExpr("!purego")
 	mwqDots()
 	mwqDotsAVX2()
+	blockConsts()
+	blocksAVX512(2)
+	blocksAVX512(5)
+	blockConstsAVX2()
+	blocksAVX2(2)
+	blocksAVX2(5)
 	Generate()
 	fixHeaders()
 }
@@ -242,6 +250,561 @@ func mwqDotsAVX2() {
 	JMP(LabelRef("mwq2_block"))
 
 	Label("mwq2_done")
+	VZEROUPPER()
+	RET()
+}
+
+// reduce16 returns a ZMM whose dword lane r is the sum of the 16 lanes of row(r)'s
+// vector; row(r) emits the code of row r and returns its int32 accumulator.
+func reduce16(row func(r int) VecVirtual) VecVirtual {
+	// Level 1 and 2 (VSHUFI32X4 on 128-bit lanes): rows k, k+4, k+8, k+12 end in
+	// 128-bit lanes 0..3 of w[k]; level 3 (qword unpacks) and 4 (VSHUFPS) then put
+	// row k+4l in dword 4l+k.
+	pair := func(a, b VecVirtual, lo, hi uint8) VecVirtual {
+		u, v := ZMM(), ZMM()
+		VSHUFI32X4(U8(lo), b, a, u)
+		VSHUFI32X4(U8(hi), b, a, v)
+		VPADDD(v, u, u)
+		return u
+	}
+	var w [4]VecVirtual
+	for k := 0; k < 4; k++ {
+		a := row(k)
+		b := row(k + 4)
+		t1 := pair(a, b, 0x44, 0xEE)
+		c := row(k + 8)
+		d := row(k + 12)
+		t2 := pair(c, d, 0x44, 0xEE)
+		w[k] = pair(t1, t2, 0x88, 0xDD)
+	}
+	var y [2]VecVirtual
+	for i := 0; i < 2; i++ {
+		u, v := ZMM(), ZMM()
+		VPUNPCKLQDQ(w[2*i+1], w[2*i], u)
+		VPUNPCKHQDQ(w[2*i+1], w[2*i], v)
+		VPADDD(v, u, u)
+		y[i] = u
+	}
+	u, v := ZMM(), ZMM()
+	VSHUFPS(U8(0x88), y[1], y[0], u)
+	VSHUFPS(U8(0xDD), y[1], y[0], v)
+	VPADDD(v, u, u)
+	return u
+}
+
+// reduce8 is reduce16 for 8 rows of YMM vectors: row k+4l ends in dword 4l+k.
+func reduce8(row func(r int) VecVirtual) VecVirtual {
+	var t [4]VecVirtual
+	for k := 0; k < 4; k++ {
+		a := row(k)
+		b := row(k + 4)
+		u, v := YMM(), YMM()
+		VPERM2I128(U8(0x20), b, a, u)
+		VPERM2I128(U8(0x31), b, a, v)
+		VPADDD(v, u, u)
+		t[k] = u
+	}
+	var y [2]VecVirtual
+	for i := 0; i < 2; i++ {
+		u, v := YMM(), YMM()
+		VPUNPCKLQDQ(t[2*i+1], t[2*i], u)
+		VPUNPCKHQDQ(t[2*i+1], t[2*i], v)
+		VPADDD(v, u, u)
+		y[i] = u
+	}
+	u, v := YMM(), YMM()
+	VSHUFPS(U8(0x88), y[1], y[0], u)
+	VSHUFPS(U8(0xDD), y[1], y[0], v)
+	VPADDD(v, u, u)
+	return u
+}
+
+// Block-linear kernels: lanes are 16 (AVX-512) or 8 (AVX2) consecutive blocks of the
+// matrix (block i = row i/G, group i%G), so each array (base, every plane) is read
+// front to back like any other weight stream and the hardware prefetchers follow it.
+// One call does n steps of 16 (8) blocks: the integer dots of every block (activation
+// group x + 128*j of block j of a step; the caller extends x so the groups of a step
+// never wrap), a transpose-tree reduction to one vector whose lane j is block j, then
+// the per-block float value in lanes,
+//
+//	v = s1*(float(dq) - z*float(sx)); v += s_k*float(2*dp_k - sx) for each plane
+//
+// (no fused multiply-add: each lane rounds as kernels.gemvMWQRows does) stored to
+// v[j]. The rows' sums over their groups stay in Go, in group order.
+
+const blocksSig = "func(v *float32, n int, base *byte, planes **byte, np int, x *int8, xSums *int32, groups int)"
+
+// iotaMul is the dword vector 0..15 (lane numbers, for the gather indices).
+var iotaMul Mem
+
+func blockConsts() {
+	iotaMul = GLOBL("mwq_lane", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(4*i, U32(i))
+	}
+}
+
+func blocksAVX512(b1 int) {
+	name := "mwqBlocks" + string(rune('0'+b1)) + "AVX512"
+	TEXT(name, NOSPLIT, blocksSig)
+	Pragma("noescape")
+	Doc(name+" writes v[16*s+j] for s < n, j < 16: the float value of block 16*s+j of base",
+		"(b1 = "+string(rune('0'+b1))+") and planes[p] (p < np) against x group (16*s+j)%groups, whose group",
+		"sums are xSums[(16*s+j)%groups]; x and xSums hold groups+16 groups (wrapped).")
+	bb := 4 + 16*b1
+	const L = 16
+	sl := AllocLocal(8) // step counter
+	gl := AllocLocal(8) // group of the step's first block
+	MOVQ(U32(0), gl)
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	t := GP32()
+	var cj []VecVirtual
+	for j := 0; j < b1; j++ {
+		MOVL(U32(1<<j), t)
+		c := ZMM()
+		VPBROADCASTB(t, c)
+		cj = append(cj, c)
+	}
+	idxB, idxP := ZMM(), ZMM()
+	MOVL(U32(bb), t)
+	VPBROADCASTD(t, idxB)
+	VPMULLD(iotaMul, idxB, idxB)
+	MOVL(U32(18), t)
+	VPBROADCASTD(t, idxP)
+	VPMULLD(iotaMul, idxP, idxP)
+	ones := GP32()
+	MOVL(U32(0xffff), ones)
+	ones16 := ZMM()
+	MOVL(U32(1), t)
+	VPBROADCASTW(t, ones16)
+
+	s := GP64()
+	XORQ(s, s)
+	Label(name + "_step")
+	n := Load(Param("n"), GP64())
+	CMPQ(s, n)
+	JAE(LabelRef(name + "_done"))
+	MOVQ(s, sl)
+	// Group of block 0 of this step, (16*s) % groups, kept in gl.
+	dx := GP64()
+	MOVQ(gl, dx)
+	xp := Load(Param("x"), GP64())
+	t64 := GP64()
+	MOVQ(dx, t64)
+	SHLQ(U8(7), t64)
+	ADDQ(t64, xp)
+	xs := Load(Param("xSums"), GP64())
+	isx, fsx := ZMM(), ZMM()
+	VMOVDQU32(Mem{Base: xs, Index: dx, Scale: 4}, isx)
+	VCVTDQ2PS(isx, fsx)
+
+	pb := Load(Param("base"), GP64())
+	IMUL3Q(U32(L*bb), s, t64)
+	ADDQ(t64, pb)
+	prefetchSpan(pb, L*bb, pfAhead*bb/36)
+	// |dword lane| after the two VPDPBUSD: at most 8*128*(2^b1-1): packs twice for
+	// b1 = 2, once for b1 = 5.
+	dq := reduce16Pack(func(j int) VecVirtual {
+		lo, hi := ZMM(), ZMM()
+		for p := 0; p < b1; p++ {
+			k0, k1 := K(), K()
+			KMOVQ(Mem{Base: pb, Disp: j*bb + 4 + 16*p}, k0)
+			KMOVQ(Mem{Base: pb, Disp: j*bb + 12 + 16*p}, k1)
+			if p == 0 {
+				VMOVDQU8_Z(cj[0], k0, lo)
+				VMOVDQU8_Z(cj[0], k1, hi)
+			} else {
+				VPADDB(cj[p], lo, k0, lo)
+				VPADDB(cj[p], hi, k1, hi)
+			}
+		}
+		a := ZMM()
+		VMOVDQA64(zero, a)
+		// VPDPBUSD: first operand signed (x), second unsigned (the code q).
+		VPDPBUSD(Mem{Base: xp, Disp: 128 * j}, lo, a)
+		VPDPBUSD(Mem{Base: xp, Disp: 128*j + 64}, hi, a)
+		return a
+	}, ones16, map[int]int{2: 2, 5: 1}[b1])
+	sz := ZMM()
+	VMOVDQA64(zero, sz)
+	km := K()
+	KMOVW(ones, km)
+	VPGATHERDD(Mem{Base: pb, Index: idxB, Scale: 1}, km, sz)
+	h := YMM()
+	s1, z := ZMM(), ZMM()
+	VPMOVDW(sz, h)
+	VCVTPH2PS(h, s1)
+	VPSRLD(U8(16), sz, sz)
+	VPMOVDW(sz, h)
+	VCVTPH2PS(h, z)
+	v := ZMM()
+	VCVTDQ2PS(dq, v)
+	VMULPS(fsx, z, z)
+	VSUBPS(z, v, v)
+	VMULPS(s1, v, v)
+
+	np := Load(Param("np"), GP64())
+	TESTQ(np, np)
+	JZ(LabelRef(name + "_planes_done"))
+	pl := Load(Param("planes"), GP64())
+	Label(name + "_plane")
+	pp := GP64()
+	MOVQ(Mem{Base: pl}, pp)
+	MOVQ(sl, t64)
+	IMUL3Q(U32(L*18), t64, t64)
+	ADDQ(t64, pp)
+	prefetchSpan(pp, L*18, pfAhead/2)
+	// |dword lane| <= 8*128: packs at both levels.
+	dp := reduce16Pack(func(j int) VecVirtual {
+		k0, k1 := K(), K()
+		lo, hi := ZMM(), ZMM()
+		KMOVQ(Mem{Base: pp, Disp: 18*j + 2}, k0)
+		KMOVQ(Mem{Base: pp, Disp: 18*j + 10}, k1)
+		VMOVDQU8_Z(cj[0], k0, lo)
+		VMOVDQU8_Z(cj[0], k1, hi)
+		a := ZMM()
+		VMOVDQA64(zero, a)
+		VPDPBUSD(Mem{Base: xp, Disp: 128 * j}, lo, a)
+		VPDPBUSD(Mem{Base: xp, Disp: 128*j + 64}, hi, a)
+		return a
+	}, ones16, 2)
+	sk := ZMM()
+	VMOVDQA64(zero, sk)
+	km2 := K()
+	KMOVW(ones, km2)
+	VPGATHERDD(Mem{Base: pp, Index: idxP, Scale: 1}, km2, sk)
+	hk := YMM()
+	VPMOVDW(sk, hk)
+	skf := ZMM()
+	VCVTPH2PS(hk, skf)
+	VPADDD(dp, dp, dp)
+	VPSUBD(isx, dp, dp)
+	VCVTDQ2PS(dp, dp)
+	VMULPS(skf, dp, dp)
+	VADDPS(dp, v, v)
+	ADDQ(U8(8), pl)
+	DECQ(np)
+	JNZ(LabelRef(name + "_plane"))
+	Label(name + "_planes_done")
+
+	// Next step's first group: (g + 16) % groups.
+	gn := GP64()
+	MOVQ(gl, gn)
+	ADDQ(U8(16), gn)
+	grp := Load(Param("groups"), GP64())
+	Label(name + "_wrap")
+	CMPQ(gn, grp)
+	JB(LabelRef(name + "_wrapped"))
+	SUBQ(grp, gn)
+	JMP(LabelRef(name + "_wrap"))
+	Label(name + "_wrapped")
+	MOVQ(gn, gl)
+
+	vp := Load(Param("v"), GP64())
+	MOVQ(sl, s)
+	MOVQ(s, t64)
+	SHLQ(U8(6), t64)
+	VMOVUPS(v, Mem{Base: vp, Index: t64, Scale: 1})
+	INCQ(s)
+	JMP(LabelRef(name + "_step"))
+
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// prefetchSpan prefetches into L2 the n bytes read from p by the step about ahead bytes
+// further on (n per step). The hardware prefetchers alone leave these streams short of
+// lines in flight: a step spends many instructions on few bytes. About 7 KiB ahead
+// measured best (AVX-512, b1 = 2: 12 steps; on a loaded machine, so roughly).
+func prefetchSpan(p Register, n, ahead int) {
+	d := (ahead + n - 1) / n * n
+	for i := 0; i < n; i += 64 {
+		PREFETCHT1(Mem{Base: p, Disp: d + i})
+	}
+}
+
+// pfAhead is the software prefetch distance in bytes for the base of width 2; planes
+// (18 bytes a block) use half, the base of width 5 proportionally more.
+const pfAhead = 12 * 16 * 36
+
+// reduce16Pack is reduce16 (lane j of the result is the sum of row(j)'s 16 lanes) with
+// its first levels done by VPACKSSDW + VPMADDWD (2 instructions per pair of vectors
+// instead of 3): pack two vectors' dwords to words in each 128-bit lane and add
+// neighbouring words back into dwords. Exact while the packed values fit in int16: the
+// caller says how many levels may pack (1: inputs |v| < 2^15; 2: also their pairwise
+// sums). ones16 holds int16 ones.
+func reduce16Pack(row func(r int) VecVirtual, ones16 VecVirtual, packLevels int) VecVirtual {
+	pack := func(a, b VecVirtual) VecVirtual {
+		u := ZMM()
+		VPACKSSDW(b, a, u)
+		VPMADDWD(ones16, u, u)
+		return u
+	}
+	// Level 2 without packing: [A01, A23, B01, B23] x2 -> [A, B, C, D] per 128-bit lane.
+	shufps := func(a, b VecVirtual) VecVirtual {
+		u, v := ZMM(), ZMM()
+		VSHUFPS(U8(0x88), b, a, u)
+		VSHUFPS(U8(0xDD), b, a, v)
+		VPADDD(v, u, u)
+		return u
+	}
+	lanes := func(a, b VecVirtual) VecVirtual {
+		u, v := ZMM(), ZMM()
+		VSHUFI32X4(U8(0x88), b, a, u)
+		VSHUFI32X4(U8(0xDD), b, a, v)
+		VPADDD(v, u, u)
+		return u
+	}
+	var vm [4]VecVirtual
+	for m := 0; m < 4; m++ {
+		ab := pack(row(4*m), row(4*m+1))
+		cd := pack(row(4*m+2), row(4*m+3))
+		if packLevels >= 2 {
+			vm[m] = pack(ab, cd)
+		} else {
+			vm[m] = shufps(ab, cd)
+		}
+	}
+	// vm[m] dword k of 128-bit lane l: lane-l partial of row 4m+k; sum the lanes.
+	return lanes(lanes(vm[0], vm[1]), lanes(vm[2], vm[3]))
+}
+
+// AVX2 constants of the block kernels: 32-byte vectors (bit-plane expansion controls,
+// byte powers of two, word ones, the low-word mask) and the gather offsets lane*size.
+var a2ctl, a2sel, a2ones16, a2low16, a2allOnes Mem
+var a2pow [7]Mem
+var a2idx = map[int]Mem{}
+
+func blockConstsAVX2() {
+	a2ctl = GLOBL("mwq_a2ctl", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8((i/8)%4))
+	}
+	a2sel = GLOBL("mwq_a2sel", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		DATA(i, U8(1<<(i%8)))
+	}
+	a2ones16 = GLOBL("mwq_a2ones16", RODATA|NOPTR)
+	for i := 0; i < 16; i++ {
+		DATA(2*i, U16(1))
+	}
+	a2low16 = GLOBL("mwq_a2low16", RODATA|NOPTR)
+	for i := 0; i < 8; i++ {
+		DATA(4*i, U32(0xffff))
+	}
+	a2allOnes = GLOBL("mwq_a2allones", RODATA|NOPTR)
+	for i := 0; i < 8; i++ {
+		DATA(4*i, U32(0xffffffff))
+	}
+	for j := 0; j < 7; j++ {
+		a2pow[j] = GLOBL("mwq_a2pow"+string(rune('0'+j)), RODATA|NOPTR)
+		for i := 0; i < 32; i++ {
+			DATA(i, U8(1<<j))
+		}
+	}
+	for _, size := range []int{4 + 16*2, 4 + 16*5, 18} {
+		m := GLOBL("mwq_a2idx"+itoa(size), RODATA|NOPTR)
+		for i := 0; i < 8; i++ {
+			DATA(4*i, U32(uint32(i*size)))
+		}
+		a2idx[size] = m
+	}
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// reduce8Pack is reduce8 with VPACKSSDW + VPMADDWD levels inside 128-bit lanes (inputs
+// and their pairwise sums must fit in int16), then one cross-lane step.
+func reduce8Pack(row func(r int) VecVirtual, ones16 Mem) VecVirtual {
+	pack := func(a, b VecVirtual) VecVirtual {
+		u := YMM()
+		VPACKSSDW(b, a, u)
+		VPMADDWD(ones16, u, u)
+		return u
+	}
+	var vm [2]VecVirtual
+	for m := 0; m < 2; m++ {
+		ab := pack(row(4*m), row(4*m+1))
+		cd := pack(row(4*m+2), row(4*m+3))
+		vm[m] = pack(ab, cd)
+	}
+	u, v := YMM(), YMM()
+	VPERM2I128(U8(0x20), vm[1], vm[0], u)
+	VPERM2I128(U8(0x31), vm[1], vm[0], v)
+	VPADDD(v, u, u)
+	return u
+}
+
+// blocksAVX2 is blocksAVX512 with 8 blocks per step: bit-planes become byte masks by
+// VPSHUFB/VPAND/VPCMPEQB, products by VPMADDUBSW into int16 (at most 4*2*128*(2^b1-1)
+// = 31744 for b1 = 5: no saturation) and VPMADDWD.
+func blocksAVX2(b1 int) {
+	name := "mwqBlocks" + string(rune('0'+b1)) + "AVX2"
+	TEXT(name, NOSPLIT, blocksSig)
+	Pragma("noescape")
+	Doc(name + " is mwqBlocks" + string(rune('0'+b1)) + "AVX512 on AVX2 with steps of 8 blocks: v[8*s+j] for s < n, j < 8.")
+	bb := 4 + 16*b1
+	const L = 8
+	sl := AllocLocal(8)
+	gl := AllocLocal(8)
+	MOVQ(U32(0), gl)
+	ctl, sel := YMM(), YMM()
+	VMOVDQU(a2ctl, ctl)
+	VMOVDQU(a2sel, sel)
+
+	// mask returns the byte mask (0xff where the bit is set) of the 32 bits at m.
+	mask := func(m Mem) VecVirtual {
+		r := YMM()
+		VPBROADCASTD(m, r)
+		VPSHUFB(ctl, r, r)
+		VPAND(sel, r, r)
+		VPCMPEQB(sel, r, r)
+		return r
+	}
+
+	s := GP64()
+	XORQ(s, s)
+	Label(name + "_step")
+	n := Load(Param("n"), GP64())
+	CMPQ(s, n)
+	JAE(LabelRef(name + "_done"))
+	MOVQ(s, sl)
+	dx := GP64()
+	MOVQ(gl, dx)
+	xp := Load(Param("x"), GP64())
+	t64 := GP64()
+	MOVQ(dx, t64)
+	SHLQ(U8(7), t64)
+	ADDQ(t64, xp)
+	xs := Load(Param("xSums"), GP64())
+	pb := Load(Param("base"), GP64())
+	IMUL3Q(U32(L*bb), s, t64)
+	ADDQ(t64, pb)
+	prefetchSpan(pb, L*bb, pfAhead*bb/36)
+
+	dotRow := func(j int, nb int, at func(p, c int) Mem) VecVirtual {
+		var acc VecVirtual
+		for c := 0; c < 4; c++ {
+			var q VecVirtual
+			for p := 0; p < nb; p++ {
+				m := mask(at(p, c))
+				VPAND(a2pow[p], m, m)
+				if p == 0 {
+					q = m
+				} else {
+					VPOR(m, q, q)
+				}
+			}
+			// VPMADDUBSW: first operand signed (x), second unsigned (the code).
+			VPMADDUBSW(Mem{Base: xp, Disp: 128*j + 32*c}, q, q)
+			if c == 0 {
+				acc = q
+			} else {
+				VPADDW(q, acc, acc)
+			}
+		}
+		VPMADDWD(a2ones16, acc, acc)
+		return acc
+	}
+	baseRow := func(j int) VecVirtual {
+		return dotRow(j, b1, func(p, c int) Mem { return Mem{Base: pb, Disp: j*bb + 4 + 16*p + 4*c} })
+	}
+	var dq VecVirtual
+	if b1 <= 2 {
+		// |dword| <= 2*4*2*128*3 after VPMADDWD: packs twice.
+		dq = reduce8Pack(baseRow, a2ones16)
+	} else {
+		dq = reduce8(baseRow)
+	}
+	gather := func(p Register, size int) VecVirtual {
+		idx, msk, d := YMM(), YMM(), YMM()
+		VMOVDQU(a2idx[size], idx)
+		VMOVDQU(a2allOnes, msk)
+		VPXOR(d, d, d)
+		VPGATHERDD(msk, Mem{Base: p, Index: idx, Scale: 1}, d)
+		return d
+	}
+	sz := gather(pb, bb)
+	lo := YMM()
+	VPAND(a2low16, sz, lo)
+	VPSRLD(U8(16), sz, sz)
+	VPACKUSDW(sz, lo, lo) // per 128-bit lane: s1 x4, z x4
+	VPERMQ(U8(0xD8), lo, lo)
+	s1, z := YMM(), YMM()
+	VCVTPH2PS(lo.AsX(), s1)
+	hx := XMM()
+	VEXTRACTI128(U8(1), lo, hx)
+	VCVTPH2PS(hx, z)
+	isx, fsx := YMM(), YMM()
+	VMOVDQU(Mem{Base: xs, Index: dx, Scale: 4}, isx)
+	VCVTDQ2PS(isx, fsx)
+	v := YMM()
+	VCVTDQ2PS(dq, v)
+	VMULPS(fsx, z, z)
+	VSUBPS(z, v, v)
+	VMULPS(s1, v, v)
+
+	np := Load(Param("np"), GP64())
+	TESTQ(np, np)
+	JZ(LabelRef(name + "_planes_done"))
+	pl := Load(Param("planes"), GP64())
+	Label(name + "_plane")
+	pp := GP64()
+	MOVQ(Mem{Base: pl}, pp)
+	MOVQ(sl, t64)
+	IMUL3Q(U32(L*18), t64, t64)
+	ADDQ(t64, pp)
+	prefetchSpan(pp, L*18, pfAhead/2)
+	// |dword| <= 2*4*2*128 after VPMADDWD: packs twice.
+	dp := reduce8Pack(func(j int) VecVirtual {
+		return dotRow(j, 1, func(p, c int) Mem { return Mem{Base: pp, Disp: 18*j + 2 + 4*c} })
+	}, a2ones16)
+	sk := gather(pp, 18)
+	VPAND(a2low16, sk, sk)
+	VPACKUSDW(sk, sk, sk)
+	VPERMQ(U8(0x08), sk, sk)
+	skf := YMM()
+	VCVTPH2PS(sk.AsX(), skf)
+	VPADDD(dp, dp, dp)
+	isx2 := YMM()
+	VMOVDQU(Mem{Base: xs, Index: dx, Scale: 4}, isx2)
+	VPSUBD(isx2, dp, dp)
+	VCVTDQ2PS(dp, dp)
+	VMULPS(skf, dp, dp)
+	VADDPS(dp, v, v)
+	ADDQ(U8(8), pl)
+	DECQ(np)
+	JNZ(LabelRef(name + "_plane"))
+	Label(name + "_planes_done")
+
+	gn := GP64()
+	MOVQ(gl, gn)
+	ADDQ(U8(L), gn)
+	grp := Load(Param("groups"), GP64())
+	Label(name + "_wrap")
+	CMPQ(gn, grp)
+	JB(LabelRef(name + "_wrapped"))
+	SUBQ(grp, gn)
+	JMP(LabelRef(name + "_wrap"))
+	Label(name + "_wrapped")
+	MOVQ(gn, gl)
+
+	vp := Load(Param("v"), GP64())
+	MOVQ(sl, s)
+	MOVQ(s, t64)
+	SHLQ(U8(5), t64)
+	VMOVUPS(v, Mem{Base: vp, Index: t64, Scale: 1})
+	INCQ(s)
+	JMP(LabelRef(name + "_step"))
+
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
