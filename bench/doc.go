@@ -16,6 +16,12 @@
 // peak RSS), as JSON with llama-bench's field names where one exists, as CSV, and as
 // an SVG of tokens/s against threads with the roofline drawn as a line.
 //
+// MWQ models run every test at each width of Options.ExpertBits (engine.Model.SetExpertBits),
+// narrowest first; bytes/token then counts the base and the bit-planes read at that width
+// (TrafficAt), and the peak RSS read after each width shows the planes it brought in.
+//
 // GenerateGGUF writes random-weight models of real models' shapes (Presets) with
-// llama.cpp's tensor names and metadata, so the same file runs in mole and llama.cpp.
+// llama.cpp's tensor names and metadata, so the same file runs in mole and llama.cpp;
+// with GenOptions.Scheme it writes mole's own types (q8, a8w4, mwq24, mwq58) laid out as
+// `mole quantize` writes them, with random but valid encodings (genmole.go).
 package bench

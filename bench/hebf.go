@@ -23,8 +23,10 @@ type HEBFOptions struct {
 	Budgets   []int64
 	Policies  []sched.Policy
 	Backend   sched.Backend
-	// Warm decode steps fill the cache (untimed); Gen steps are timed. Parallel sequences
-	// decode together in the throughput test (0: no throughput test).
+	Profile   *sched.Profile // mole profile's measurements, for the widths (nil: none)
+	// Warm decode steps fill the cache (untimed; the throughput test takes a quarter of
+	// them, at least 2); Gen steps are timed. Parallel sequences decode together in the
+	// throughput test (0: no throughput test).
 	Warm, Gen, Parallel int
 	// Resident adds a row without a budget (the whole file mapped, experts at their widest).
 	Resident bool
@@ -58,6 +60,7 @@ type HEBFReport struct {
 	Gen         int       `json:"gen"`
 	Parallel    int       `json:"parallel"`
 	Backend     string    `json:"backend"`
+	Profile     bool      `json:"profile"` // widths used the model's profile
 	DirectIO    bool      `json:"direct_io"`
 	Rows        []HEBFRow `json:"rows"`
 }
@@ -84,7 +87,7 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 		return nil, fmt.Errorf("%s: %w", o.Model, err)
 	}
 	rep := &HEBFReport{Model: o.Model, Env: CurrentEnv(), Threads: m.Threads(), Resident: lay.Resident,
-		ExpertBytes: lay.ExpertBytes(), Warm: o.Warm, Gen: o.Gen, Parallel: o.Parallel, Backend: o.Backend.String()}
+		ExpertBytes: lay.ExpertBytes(), Warm: o.Warm, Gen: o.Gen, Parallel: o.Parallel, Backend: o.Backend.String(), Profile: o.Profile != nil}
 	type point struct {
 		frac   float64
 		budget int64
@@ -119,12 +122,14 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 			if err := ctx.Err(); err != nil {
 				return rep, err
 			}
-			ResetPeakRSS()
-			c, err := m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend})
+			c, err := m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend, Profile: o.Profile})
 			if err != nil {
 				logf("%s at %.0f%% (%s): %v\n", pol, 100*pt.frac, sched.FormatSize(pt.budget), err)
 				continue
 			}
+			// After SetMemBudget, which hands back the mapping's expert pages an earlier
+			// run without a budget faulted in.
+			ResetPeakRSS()
 			rep.DirectIO = c.Stats().DirectIO
 			row := HEBFRow{Policy: pol.String(), Fraction: pt.frac, Budget: pt.budget, ExpertBudget: c.ExpertBudget()}
 			var tgStats sched.Stats
@@ -138,7 +143,7 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 			row.Mix = mixString(tgStats.Mix)
 			if o.Parallel > 0 {
 				// A fresh cache for the throughput test too.
-				if c, err = m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend}); err != nil {
+				if c, err = m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend, Profile: o.Profile}); err != nil {
 					return rep, err
 				}
 				row.Par = hebfPar(m, o, ctxLen)
@@ -207,11 +212,14 @@ func hebfPar(m *engine.Model, o HEBFOptions, ctxLen int) float64 {
 		}
 		b.Forward(items)
 	}
-	for pos := 0; pos < o.Warm; pos++ {
+	// A step of several sequences touches most experts of a layer, so a few steps fill
+	// the cache that one sequence needs Warm steps for.
+	warm := max(2, o.Warm/4)
+	for pos := 0; pos < warm; pos++ {
 		step(pos)
 	}
 	t0 := time.Now()
-	for pos := o.Warm; pos < o.Warm+o.Gen; pos++ {
+	for pos := warm; pos < warm+o.Gen; pos++ {
 		step(pos)
 	}
 	return float64(n*o.Gen) / time.Since(t0).Seconds()
@@ -255,9 +263,9 @@ func (r *HEBFReport) WriteMarkdown(w io.Writer) error {
 			io += " (fadvise DONTNEED)"
 		}
 	}
-	fmt.Fprintf(w, "CPU: %s (%d CPUs, %s/%s), kernels %s, %s, commit %s; %d threads; model %s: always resident %s, expert planes %s; expert I/O %s; tg: %d tokens timed after %d warm-up; parallel: %d sequences\n\n",
+	fmt.Fprintf(w, "CPU: %s (%d CPUs, %s/%s), kernels %s, %s, commit %s; %d threads; model %s: always resident %s, expert planes %s; expert I/O %s (widths with profile: %v); tg: %d tokens timed after %d warm-up; parallel: %d sequences, %d steps timed after %d\n\n",
 		r.Env.CPU, r.Env.Cores, r.Env.OS, r.Env.Arch, r.Env.ISA, r.Env.GoVersion, r.Env.Commit, r.Threads, r.Model,
-		sched.FormatSize(r.Resident), sched.FormatSize(r.ExpertBytes), io, r.Gen, r.Warm, r.Parallel)
+		sched.FormatSize(r.Resident), sched.FormatSize(r.ExpertBytes), io, r.Profile, r.Gen, r.Warm, r.Parallel, r.Gen, max(2, r.Warm/4))
 	fmt.Fprintf(w, "| budget (of expert bytes) | budget | policy | tg t/s | %d parallel t/s | plane hits | MiB read/token (tg) | I/O wait (tg) | widths (tg) | peak RSS | RSS / (budget) |\n", r.Parallel)
 	fmt.Fprintf(w, "|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|\n")
 	for _, x := range r.Rows {

@@ -186,6 +186,9 @@ func (m *Model) setMemBudget(lay *sched.Layout, o sched.Options) (*sched.Cache, 
 	if err != nil {
 		return nil, err
 	}
+	// The cache holds the experts now: pages of the mapping a run without a budget
+	// faulted in leave the resident set.
+	lay.DropMapped()
 	cfg := &m.Config
 	g := &schedGlue{m: m, c: c, ne: cfg.NEmbd}
 	nb := lay.MaxBits - lay.BaseBits

@@ -156,7 +156,8 @@ func TestMemBudgetForcedBitsExact(t *testing.T) {
 	}
 }
 
-// TestMemBudgetAdaptiveExact: with widths chosen by the cache from hotness and budget,
+// TestMemBudgetAdaptiveExact: with widths chosen by the cache from hotness, budget and
+// profile,
 // the logits equal a resident run whose experts are set, through the router trace, to the
 // widths the budgeted run used at each step and layer; the widths really vary.
 func TestMemBudgetAdaptiveExact(t *testing.T) {
@@ -164,8 +165,20 @@ func TestMemBudgetAdaptiveExact(t *testing.T) {
 	run := loadModelFile(t, path)
 	ref := loadModelFile(t, path)
 	budget, _ := budgetFor(t, run, 0.45)
+	// A profile in which a plane loads in about the time an expert computes: one sequence
+	// (one token per expert) then widens an expert only while the layer's loads stay
+	// hidden, which depends on what is resident. The batch runs without a profile (experts
+	// with several tokens widen).
+	prof := &sched.Profile{
+		IO:   []sched.IOPoint{{Backend: "pread", Level: 0, Micros: 100}, {Backend: "pread", Level: 1, Micros: 100}},
+		Comp: []sched.CompPoint{{Bits: 2, Micros: 100}, {Bits: 3, Micros: 150}, {Bits: 4, Micros: 200}},
+	}
 	for _, batch := range []bool{false, true} {
-		c, err := run.SetMemBudget(sched.Options{Budget: budget})
+		o := sched.Options{Budget: budget}
+		if !batch {
+			o.Profile = prof
+		}
+		c, err := run.SetMemBudget(o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package sched
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -116,6 +115,11 @@ type Options struct {
 	Bits    int // > 0: every expert at this width (--expert-bits); 0: from hotness and budget
 	Backend Backend
 	Decay   float64 // per-step decay of an expert's running token count (0: 0.9)
+	// Profile (mole profile: T_io per plane, T_comp per width), when known, lets hot
+	// experts load planes above the width the budget gives everyone only while the layer's
+	// loads stay hidden behind its compute. Without it they take such planes only when the
+	// planes are resident already or the expert has several tokens in the step.
+	Profile *Profile
 	// OnLoad, when set, is called by the I/O worker after every load with the bytes the
 	// cache's memory holds at that moment (tests check the budget with it).
 	OnLoad func(held int64)
@@ -205,6 +209,9 @@ type Cache struct {
 	loadBytes atomic.Int64
 
 	io *ioWorker
+
+	tIO   []float64 // profiled load time of a plane per level (ns), nil without a profile
+	tComp []float64 // profiled compute time of one expert for one token per width (ns)
 }
 
 type opKind uint8
@@ -287,6 +294,26 @@ func New(lay *Layout, o Options) (*Cache, error) {
 		}
 		c.nSlots[cl] = int32(min(units, c.budget/c.slotSize[cl]))
 		c.free[cl] = make([]int32, 0, c.nSlots[cl])
+	}
+	if p := o.Profile; p != nil {
+		tio := make([]float64, c.levels)
+		tc := make([]float64, lay.MaxBits+1)
+		ok := true
+		for k := range tio {
+			tio[k] = float64(p.IOTime(o.Backend, min(k, 1)))
+			ok = ok && tio[k] > 0
+		}
+		for _, q := range p.Comp {
+			if q.Bits >= 0 && q.Bits < len(tc) {
+				tc[q.Bits] = q.Micros * 1e3
+			}
+		}
+		for b := lay.BaseBits; b <= lay.MaxBits; b++ {
+			ok = ok && tc[b] > 0
+		}
+		if ok {
+			c.tIO, c.tComp = tio, tc
+		}
 	}
 	w, err := newIOWorker(c)
 	if err != nil {
@@ -427,10 +454,13 @@ func make0(b []bool) []bool {
 }
 
 // chooseBits sets each entry's width: forced, or (LRU) the widest, or from hotness and
-// budget: every expert gets the widest width at which all experts of the model fit in the
-// budget (at least the base), hottest first while the layer's share of the budget holds;
-// then experts hotter than the others (several tokens this step, or a running count well
-// above the layer's mean) get further planes, again within the share.
+// budget. Every expert gets the widest width at which all experts of the model fit in the
+// budget (at least the base), hottest first while the layer's share of the budget holds.
+// Then experts, hottest first, take further planes within the share: any expert when the
+// plane is resident; a plane to load only for a hot expert (several tokens in this step,
+// or with a profile a running count well above the layer's mean) and, with a profile,
+// only while the layer's estimated loads stay hidden behind its estimated compute
+// (D²MoE's point that hot experts compute longest and so hide the next loads).
 func (c *Cache) chooseBits(plan []Entry, hist []float64, hotter func(a, b *Entry) bool) {
 	b1, K := c.lay.BaseBits, c.lay.MaxBits
 	fixed := c.o.Bits
@@ -474,21 +504,53 @@ func (c *Cache) chooseBits(plan []Entry, hist []float64, hotter func(a, b *Entry
 			sum += step
 		}
 	}
+	resident := func(e *Entry, k int) bool { return c.slot[c.unit(c.layer, int(e.Expert), k)] >= 0 }
+	var io, comp float64
+	if c.tIO != nil {
+		for i := range plan {
+			e := &plan[i]
+			comp += float64(e.Tokens) * c.tComp[e.Bits]
+			for k := 0; k <= e.Bits-b1; k++ {
+				if !resident(e, k) {
+					io += c.tIO[k]
+				}
+			}
+		}
+	}
+	var maxTok int32
+	for i := range plan {
+		maxTok = max(maxTok, plan[i].Tokens)
+	}
 	var mean float64
 	for _, h := range hist {
 		mean += h
 	}
 	mean /= float64(len(hist))
-	var maxTok int32
-	for i := range plan {
-		maxTok = max(maxTok, plan[i].Tokens)
-	}
 	for _, i := range ord {
 		e := &plan[i]
-		if !(e.Tokens >= 2 && e.Tokens*2 >= maxTok) && !(mean > 0 && hist[e.Expert] >= 2*mean) {
-			continue
+		// Hot: several tokens in this step (and at least half the hottest's), or, with a
+		// profile, a running count at least twice the layer's mean.
+		hot := e.Tokens >= 2 && e.Tokens*2 >= maxTok
+		if c.tIO != nil && mean > 0 && hist[e.Expert] >= 2*mean {
+			hot = true
 		}
 		for e.Bits < K && sum+step <= share {
+			k := e.Bits - b1 + 1
+			if !resident(e, k) {
+				if !hot {
+					break
+				}
+				if c.tIO != nil {
+					dc := float64(e.Tokens) * (c.tComp[e.Bits+1] - c.tComp[e.Bits])
+					if io+c.tIO[k] > comp+dc {
+						break
+					}
+					io += c.tIO[k]
+				}
+			}
+			if c.tIO != nil {
+				comp += float64(e.Tokens) * (c.tComp[e.Bits+1] - c.tComp[e.Bits])
+			}
 			e.Bits++
 			sum += step
 		}
@@ -513,7 +575,12 @@ func (c *Cache) alloc(ops []op, u int32, k, j int) []op {
 		vs := c.slot[v]
 		c.evict(v)
 		if vcl == cl && slot < 0 {
-			slot = vs // handed over: the load overwrites it, no release needed
+			// Handed over: a read overwrites the slot, so its memory needs no release;
+			// but with the Mmap backend the victim's pages in the mapping must go.
+			slot = vs
+			if c.o.Backend == Mmap {
+				ops = append(ops, op{kind: opRelease, class: uint8(vcl), slot: vs, unit: v, wait: w, entry: -1})
+			}
 			continue
 		}
 		ops = append(ops, op{kind: opRelease, class: uint8(vcl), slot: vs, unit: v, wait: w, entry: -1})
@@ -555,9 +622,9 @@ func (c *Cache) victim(j int) (int32, int32) {
 	if c.o.Policy == LRU {
 		return c.victimLRU(j)
 	}
-	// 1. Residual planes, layer by layer from the one used longest ago ... i.e. whose next
-	// use is farthest: the current layer's unneeded experts, then the previous layer, and
-	// so on; in each layer the highest planes first, coldest expert first.
+	// 1. Residual planes, layer by layer from the one whose next use is farthest: the
+	// current layer's unneeded experts, then the previous layer, and so on; in each layer
+	// the highest planes first, coldest expert first.
 	for d := 0; d < c.nl; d++ {
 		l := (c.layer - d + c.nl) % c.nl
 		if c.high[l] == 0 {
@@ -589,7 +656,7 @@ func (c *Cache) victim(j int) (int32, int32) {
 	}
 	// 3. This layer's experts already computed in this step (planned before j), highest
 	// plane of the earliest first: the load waits until that expert is computed.
-	return c.computedVictim(j, false)
+	return c.computedVictim(j)
 }
 
 // coldest is the unpinned resident plane k of layer l with the lowest running count.
@@ -609,8 +676,7 @@ func (c *Cache) coldest(l, k int) int32 {
 
 // computedVictim returns a resident plane of an entry p < j of the current plan (the
 // top plane of the earliest such entry), and p.
-func (c *Cache) computedVictim(j int, whole bool) (int32, int32) {
-	_ = whole
+func (c *Cache) computedVictim(j int) (int32, int32) {
 	for p := 0; p < j; p++ {
 		e := int(c.plan[p].Expert)
 		for k := c.levels - 1; k >= 0; k-- {
@@ -656,7 +722,7 @@ func (c *Cache) victimLRU(j int) (int32, int32) {
 			}
 		}
 	}
-	return c.computedVictim(j, true)
+	return c.computedVictim(j)
 }
 
 // Wait blocks until plan entry i's planes are in memory and returns the end of the run of
@@ -788,6 +854,3 @@ func (c *Cache) work() {
 		c.mu.Unlock()
 	}
 }
-
-// ErrClosed is returned by operations on a closed cache.
-var ErrClosed = errors.New("sched: cache closed")

@@ -29,6 +29,17 @@ func newIOWorker(c *Cache) (*ioWorker, error) {
 	}
 	w.fd = f
 	if c.o.Backend == Mmap {
+		// No read-around on faults and no fault-around of neighbouring cached pages: the
+		// pages of a plane enter the resident set only when its load asks for them.
+		for _, le := range c.lay.Units {
+			for _, ee := range le {
+				for k := range ee {
+					for p := range 3 {
+						madviseSpan(ee[k].View[p], w.ps, unix.MADV_RANDOM)
+					}
+				}
+			}
+		}
 		return w, nil
 	}
 	for cl := 0; cl < nClass; cl++ {
@@ -46,7 +57,7 @@ func newIOWorker(c *Cache) (*ioWorker, error) {
 		}
 		w.arena[cl] = b
 	}
-	if fd, err := os.OpenFile(c.lay.Path, os.O_RDONLY|unix.O_DIRECT, 0); err == nil {
+	if fd, err := openDirect(c.lay.Path); err == nil {
 		// Some file systems accept the flag and then refuse the reads (EINVAL): try one.
 		probe := w.arena[0][:align]
 		if _, err := unix.Pread(int(fd.Fd()), probe, 0); err == nil {
@@ -105,7 +116,7 @@ func (w *ioWorker) load(o *op) error {
 			if err == nil {
 				// Drop what the read put in the page cache, so that the next load of this
 				// plane costs a read from the device again.
-				err = unix.Fadvise(int(w.fd.Fd()), off, l, unix.FADV_DONTNEED)
+				err = dropCached(int(w.fd.Fd()), off, l)
 			}
 		}
 		if err != nil {
@@ -146,7 +157,7 @@ func (w *ioWorker) release(o *op) {
 		un := w.unitOf(o.unit)
 		for p := 0; p < 3; p++ {
 			madviseSpan(un.View[p], w.ps, unix.MADV_DONTNEED)
-			unix.Fadvise(int(w.fd.Fd()), un.Off[p], int64(un.Len[p]), unix.FADV_DONTNEED)
+			dropCached(int(w.fd.Fd()), un.Off[p], int64(un.Len[p]))
 		}
 		w.count(o.class, o.slot, false)
 		return
@@ -209,4 +220,21 @@ func (w *ioWorker) close() error {
 		errs = append(errs, w.fd.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// DropMapped hands the pages of every plane's view back to the kernel (MADV_DONTNEED on
+// the mapping): with the Pread backend the views are never read, and pages a run without
+// a budget faulted in would otherwise stay in the process's resident set. The views must
+// lie in a read-only file mapping (there DONTNEED only unmaps; elsewhere it would zero).
+func (l *Layout) DropMapped() {
+	ps := int64(os.Getpagesize())
+	for _, le := range l.Units {
+		for _, ee := range le {
+			for k := range ee {
+				for p := range 3 {
+					madviseSpan(ee[k].View[p], ps, unix.MADV_DONTNEED)
+				}
+			}
+		}
+	}
 }

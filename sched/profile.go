@@ -117,7 +117,7 @@ func MeasureIO(lay *Layout, samples int) ([]IOPoint, error) {
 	defer f.Close()
 	fd := int(f.Fd())
 	var dfd = -1
-	if df, err := os.OpenFile(lay.Path, os.O_RDONLY|unix.O_DIRECT, 0); err == nil {
+	if df, err := openDirect(lay.Path); err == nil {
 		defer df.Close()
 		dfd = int(df.Fd())
 	}
@@ -139,7 +139,7 @@ func MeasureIO(lay *Layout, samples int) ([]IOPoint, error) {
 		drop := func(u *Unit) {
 			for p := range 3 {
 				madviseSpan(u.View[p], ps, unix.MADV_DONTNEED)
-				unix.Fadvise(fd, u.Off[p], int64(u.Len[p]), unix.FADV_DONTNEED)
+				dropCached(fd, u.Off[p], int64(u.Len[p]))
 			}
 		}
 		type method struct {
@@ -152,7 +152,7 @@ func MeasureIO(lay *Layout, samples int) ([]IOPoint, error) {
 					if err := readFull(fd, buf[:u.Len[p]], u.Off[p], int64(u.Len[p])); err != nil {
 						return err
 					}
-					unix.Fadvise(fd, u.Off[p], int64(u.Len[p]), unix.FADV_DONTNEED)
+					dropCached(fd, u.Off[p], int64(u.Len[p]))
 				}
 				return nil
 			}},

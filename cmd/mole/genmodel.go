@@ -35,7 +35,7 @@ dense FFN of the expert width.
 lays them out: embedding F16, routers F16, norms F32, output head MOLE_Q8, the other
 projections in the scheme's type (MWQ: routed experts as a base plus bit-planes, the rest
 MOLE_Q8), with random but valid codes, zero points and multipliers and the scheme's
-metadata (mole info shows it).`,
+metadata (mole info shows it). llama.cpp refuses these files: their type ids are mole's own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {

@@ -69,6 +69,7 @@ func runHEBFBench(cmd *cobra.Command, h hebfBenchFlags, model string, gen, threa
 	default:
 		return fmt.Errorf("--cache-io %q: want pread or mmap", h.io)
 	}
+	o.Profile, _ = sched.ReadProfile(sched.ProfilePath(model)) // mole profile, when run
 	o.Open = func(path string) (*engine.Model, func(), error) {
 		lm, err := loadModelMode(path, threads, loader.LoadMmap)
 		if err != nil {

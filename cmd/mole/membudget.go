@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
@@ -25,7 +24,7 @@ const memBudgetHelp = "memory for the weights, e.g. 512M or 1.5G: the always-res
 func (bf *budgetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&bf.size, "mem-budget", "", memBudgetHelp)
 	fs.StringVar(&bf.policy, "cache-policy", "hebf", "with --mem-budget: hebf (hottest expert first, widths by hotness), fcfs (first-come loads) or lru4 (whole experts at full width, LRU)")
-	fs.StringVar(&bf.backend, "cache-io", "", "with --mem-budget: pread (O_DIRECT reads into the cache) or mmap (madvise WILLNEED on the mapping); default: the faster in MODEL.profile.json (mole profile), else pread")
+	fs.StringVar(&bf.backend, "cache-io", "pread", "with --mem-budget: pread (O_DIRECT reads into memory the cache owns) or mmap (madvise WILLNEED on the mapping, for comparison: the kernel may map more of the page cache than the budget counts)")
 }
 
 // memBudgetFor resolves a --mem-budget value for m: 0 means no budget.
@@ -79,13 +78,10 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 	if err != nil {
 		return "", fmt.Errorf("--mem-budget: %w", err)
 	}
+	prof, _ := sched.ReadProfile(sched.ProfilePath(lay.Path)) // mole profile, when run
+	o.Profile = prof
 	switch strings.ToLower(strings.TrimSpace(bf.backend)) {
-	case "":
-		o.Backend = sched.Pread
-		if p, err := sched.ReadProfile(sched.ProfilePath(lay.Path)); err == nil {
-			o.Backend = p.PreferredBackend()
-		}
-	case "pread":
+	case "", "pread":
 		o.Backend = sched.Pread
 	case "mmap":
 		o.Backend = sched.Mmap
@@ -104,8 +100,19 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 			io += " + fadvise(DONTNEED)"
 		}
 	}
-	return fmt.Sprintf("memory budget %s (resident %s, expert cache %s of %s expert planes), %s, %s",
-		sched.FormatSize(budget), sched.FormatSize(lay.Resident), sched.FormatSize(c.ExpertBudget()), sched.FormatSize(lay.ExpertBytes()), o.Policy, io), nil
+	withProf := "no profile"
+	if prof != nil {
+		withProf = "profile " + sched.ProfilePath(lay.Path)
+	}
+	widths := fmt.Sprintf("MWQ experts at %d..%d bits by hotness and budget", lay.BaseBits, lay.MaxBits)
+	switch {
+	case o.Bits > 0:
+		widths = fmt.Sprintf("MWQ experts at %d bits (--expert-bits)", o.Bits)
+	case o.Policy == sched.LRU:
+		widths = fmt.Sprintf("MWQ experts at %d bits (lru4)", lay.MaxBits)
+	}
+	return fmt.Sprintf("%s, memory budget %s (resident %s, expert cache %s of %s expert planes), %s, %s, %s",
+		widths, sched.FormatSize(budget), sched.FormatSize(lay.Resident), sched.FormatSize(c.ExpertBudget()), sched.FormatSize(lay.ExpertBytes()), o.Policy, io, withProf), nil
 }
 
 // describeCache summarises a budgeted run's cache: hits, bytes read, I/O wait and the
@@ -131,5 +138,3 @@ func describeCache(c *sched.Cache) string {
 	}
 	return s
 }
-
-var _ = time.Millisecond

@@ -114,7 +114,7 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 		lm.Close()
 		return nil, err
 	} else if d != "" {
-		lm.mwq += ", " + d
+		lm.mwq = d // the budget's description names the widths
 	}
 	return lm, nil
 }

@@ -25,7 +25,9 @@ time to bring one expert plane (gate, up and down of one width step) from the fi
 memory, cold, by pread with O_DIRECT (into memory the cache owns), by buffered pread followed
 by posix_fadvise(DONTNEED), and by madvise(WILLNEED) on the mapping; and T_comp, the time to
 compute one expert for one token at each width. The results are written beside the model as
-MODEL.profile.json (atomically); --mem-budget then loads with the faster of pread and mmap.
+MODEL.profile.json (atomically); under --mem-budget the scheduler then gives hot experts
+planes beyond the width the budget allows everyone only while the layer's estimated loads
+stay hidden behind its estimated compute.
 The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,7 +73,7 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			if err := sched.WriteProfile(dst, p); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\nwrote %s (--mem-budget will load with %s)\n", dst, p.PreferredBackend())
+			fmt.Fprintf(out, "\nwrote %s (faster loads here: %s)\n", dst, p.PreferredBackend())
 			return nil
 		},
 	}
