@@ -23,6 +23,9 @@ type Model struct {
 
 	src  *loader.Model
 	pool *Pool
+	// sched binds the experts to a budgeted plane cache (sched.go); nil without
+	// --mem-budget. Set and cleared only while no State or Batch of the model runs.
+	sched *schedGlue
 	act  actKind // encoding of Quantized matrices' inputs (matrix_mole.go)
 }
 
@@ -162,6 +165,7 @@ func (m *Model) Threads() int { return m.pool.Workers() }
 
 // Close stops the model's worker goroutines. It does not close the loader.Model.
 func (m *Model) Close() {
+	m.ClearMemBudget()
 	if m.pool != nil {
 		m.pool.Close()
 		m.pool = nil

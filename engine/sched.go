@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/mole-llm/mole/kernels"
@@ -21,8 +20,8 @@ import (
 // first for HEBF) and sums their outputs in the router's order, as the resident path
 // does, so that the results are bit for bit those of a resident run at the same widths.
 //
-// Models without a budget never reach this file: the only cost on their path is one
-// atomic load per MoE layer (schedActive).
+// Models without a budget never reach this file: the only cost on their path is one nil
+// check of Model.sched per MoE layer.
 
 // schedGlue binds one model's experts to its cache. Plan..Finish of a layer runs under mu,
 // so States or Batches of one model may still run from several goroutines.
@@ -53,22 +52,8 @@ type schedGlue struct {
 	closeErr error
 }
 
-var (
-	schedActive atomic.Int32 // models with a budget
-	schedModels sync.Map     // *Model -> *schedGlue
-)
-
-// schedOf returns m's glue, nil when m runs without a budget (one atomic load then).
-func (m *Model) schedOf() *schedGlue {
-	if schedActive.Load() == 0 {
-		return nil
-	}
-	g, ok := schedModels.Load(m)
-	if !ok {
-		return nil
-	}
-	return g.(*schedGlue)
-}
+// schedOf returns m's glue, nil when m runs without a budget.
+func (m *Model) schedOf() *schedGlue { return m.sched }
 
 // ExpertLayout describes where m's MWQ expert planes lie in its file, for sched. It fails
 // for models that are not GGUF files with MWQ experts in every layer, and for weights
@@ -206,8 +191,7 @@ func (m *Model) setMemBudget(lay *sched.Layout, o sched.Options) (*sched.Cache, 
 	g.partOut = make([]float32, (cfg.NExpertUsed+1)*cfg.NEmbd)
 	g.upRun = g.up
 	g.dnRun = g.down
-	schedModels.Store(m, g)
-	schedActive.Add(1)
+	m.sched = g
 	return c, nil
 }
 
@@ -226,8 +210,7 @@ func (m *Model) ClearMemBudget() error {
 	if g == nil {
 		return nil
 	}
-	schedModels.Delete(m)
-	schedActive.Add(-1)
+	m.sched = nil
 	return g.c.Close()
 }
 
