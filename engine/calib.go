@@ -158,8 +158,14 @@ func (m *Model) CollectCalibration(ctx context.Context, tokens []int32, window i
 	r := newCalibRun(m, tokens, window, m.pool)
 	cal := &Calibration{Tokens: r.tokens, Layers: make([]LayerCalib, c.NLayer), Output: quant.NewStats(c.NEmbd)}
 	for l := range m.Layers {
-		lc := newLayerCalib(&m.Layers[l], c)
-		if err := r.layer(ctx, &m.Layers[l], lc); err != nil {
+		// The block pass reads float rows (calibRun.layer); a copy also serves
+		// quantized inputs.
+		L, err := cloneLayerF32(&m.Layers[l])
+		if err != nil {
+			return nil, err
+		}
+		lc := newLayerCalib(L, c)
+		if err := r.layer(ctx, L, lc); err != nil {
 			return nil, err
 		}
 		lc.finish()
@@ -182,7 +188,7 @@ type calibRun struct {
 	x       []float32 // [tokens][NEmbd]: the residual stream entering the next block
 	tokens  int
 	kc, vc  []float32 // one block's cache for one window
-	// progress, when set, is called before each window with the tokens done and total.
+	// progress, when set, is called with the tokens done and total of the block.
 	progress func(done, total int64)
 }
 
@@ -220,23 +226,34 @@ func newCalibRun(m *Model, tokens []int32, window int, p *Pool) *calibRun {
 }
 
 // layer runs every calibration token through block L (float weights), adding the
-// inputs of its projections to lc, and leaves the block's output in the residual stream.
+// inputs of its projections to lc, and leaves the block's output in the residual
+// stream. All tokens go through at once (layerAll); the numbers are those of a
+// token-by-token pass (layerTokens), bit for bit.
 func (r *calibRun) layer(ctx context.Context, L *Layer, lc *LayerCalib) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if r.progress != nil {
+		r.progress(0, int64(r.tokens))
+	}
+	r.layerAll(L, lc)
+	if r.progress != nil {
+		r.progress(int64(r.tokens), int64(r.tokens))
+	}
+	return ctx.Err()
+}
+
+// layerTokens is layer token by token, window by window, through calibForward.block:
+// the reference layerAll is tested against.
+func (r *calibRun) layerTokens(L *Layer, lc *LayerCalib) {
 	ne := r.f.c.NEmbd
 	t := 0
 	for _, seq := range r.windows {
-		if r.progress != nil {
-			r.progress(int64(t), int64(r.tokens))
-		}
 		for pos := range seq {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 			r.f.block(L, r.x[t*ne:(t+1)*ne], pos, r.kc, r.vc, lc)
 			t++
 		}
 	}
-	return nil
 }
 
 // output adds the output head's inputs (the final norm of every token) to st.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"unsafe"
 
@@ -193,10 +194,10 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 		total += blockWeights(&m.Layers[l])
 	}
 	permute := ggufArch[c.Family] == "llama" && c.RopeNeoX
-	for l := range m.Layers {
+	block := func(l int) error {
 		L, err := cloneLayerF32(&m.Layers[l])
 		if err != nil {
-			return nil, nil, nil, err
+			return err
 		}
 		lc := newLayerCalib(L, c)
 		if o.Progress != nil {
@@ -204,7 +205,7 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 			run.progress = func(d, t int64) { o.Progress(stage, d, t) }
 		}
 		if err := run.layer(ctx, L, lc); err != nil {
-			return nil, nil, nil, err
+			return err
 		}
 		lc.finish()
 		if smooth {
@@ -215,7 +216,7 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 		for _, bm := range blockMatrices(L, l, permute, c.HeadDim) {
 			for e, mm := range bm.ms {
 				if err := ctx.Err(); err != nil {
-					return nil, nil, nil, err
+					return err
 				}
 				ex := -1
 				if bm.stacked {
@@ -230,7 +231,7 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 				}
 				ts, err := encode(bm.name, w, mm.Rows, mm.Cols, ex, lc.stats(strings.TrimPrefix(bm.name, fmt.Sprintf("blk.%d.", l)), ex))
 				if err != nil {
-					return nil, nil, nil, fmt.Errorf("%s: %w", bm.name, err)
+					return fmt.Errorf("%s: %w", bm.name, err)
 				}
 				if ts == nil { // left to the writer's type: F16 of the smoothed weights
 					ts = []EncodedTensor{{DType: loader.F16, Shape: []int{mm.Rows, mm.Cols}, Data: kernels.QuantizeF16(nil, w)}}
@@ -242,6 +243,16 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 				}
 			}
 		}
+		return nil
+	}
+	for l := range m.Layers {
+		if err := block(l); err != nil {
+			return nil, nil, nil, err
+		}
+		// The block's float32 copy and statistics are garbage now; collecting them here
+		// lets the next block reuse their memory instead of growing the heap to twice
+		// its live size first (a block of an OLMoE-sized model holds gigabytes).
+		runtime.GC()
 	}
 	outSt := quant.NewStats(c.NEmbd)
 	run.output(m.OutNorm, outSt)

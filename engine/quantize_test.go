@@ -242,3 +242,53 @@ func TestMoleMatrixProducts(t *testing.T) {
 		}
 	}
 }
+
+// calibration all tokens at once (calibRun.layerAll) computes the bits of the
+// token-by-token pass (layerTokens): every block's output and every statistic, on a
+// MoE model, a latent model with two groups and a dense model.
+func TestCalibBlockMatchesTokenPass(t *testing.T) {
+	kjv := openTestModel(t, "kjv-moe")
+	lat, _ := convertKJV(t, kjv, MoLEOptions{Rank: 40, Groups: 2})
+	for name, m := range map[string]*Model{"kjv-moe": kjv, "kjv-moe MoLE": lat, "stories260K": openTestModel(t, "stories260K")} {
+		toks := m.Tok.Encode(quant.BuiltinCalibration, false, false)[:300]
+		a, b := newCalibRun(m, toks, 128, m.pool), newCalibRun(m, toks, 128, m.pool)
+		for l := range m.Layers {
+			L, err := cloneLayerF32(&m.Layers[l])
+			if err != nil {
+				t.Fatal(err)
+			}
+			la, lb := newLayerCalib(L, &m.Config), newLayerCalib(L, &m.Config)
+			a.layerTokens(L, la)
+			b.layerAll(L, lb)
+			la.finish()
+			lb.finish()
+			for i := range a.x {
+				if a.x[i] != b.x[i] {
+					t.Fatalf("%s block %d: residual %d: token pass %v, block pass %v", name, l, i, a.x[i], b.x[i])
+				}
+			}
+			sa, sb := la.all(), lb.all()
+			for i := range sa {
+				if (sa[i] == nil) != (sb[i] == nil) {
+					t.Fatalf("%s block %d: statistic %d present in one pass only", name, l, i)
+				}
+				if sa[i] == nil {
+					continue
+				}
+				if sa[i].Tokens != sb[i].Tokens {
+					t.Fatalf("%s block %d: statistic %d: %d tokens vs %d", name, l, i, sa[i].Tokens, sb[i].Tokens)
+				}
+				for j := range sa[i].Gram {
+					if sa[i].Gram[j] != sb[i].Gram[j] {
+						t.Fatalf("%s block %d: statistic %d: Gram[%d] %v vs %v", name, l, i, j, sa[i].Gram[j], sb[i].Gram[j])
+					}
+				}
+				for j := range sa[i].AbsMax {
+					if sa[i].AbsMax[j] != sb[i].AbsMax[j] {
+						t.Fatalf("%s block %d: statistic %d: AbsMax[%d] differs", name, l, i, j)
+					}
+				}
+			}
+		}
+	}
+}

@@ -162,3 +162,41 @@ func BenchmarkDGQ(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*64), "µs/row")
 }
+
+// AddBatch is Add on each vector in turn, bit for bit, across flush boundaries.
+func TestStatsAddBatchMatchesAdd(t *testing.T) {
+	const n = 300
+	rng := rand.New(rand.NewPCG(3, 4))
+	xs := make([][]float32, 200)
+	for i := range xs {
+		xs[i] = make([]float32, n)
+		for j := range xs[i] {
+			if rng.IntN(5) > 0 {
+				xs[i][j] = float32(rng.NormFloat64() * float64(1+j%7))
+			}
+		}
+	}
+	a, b := NewStats(n), NewStats(n)
+	for _, x := range xs {
+		a.Add(x)
+	}
+	for _, k := range []int{1, 50, 13, 70, 66} { // batches straddling the flushes
+		b.AddBatch(xs[:k])
+		xs = xs[k:]
+	}
+	a.Finish()
+	b.Finish()
+	if a.Tokens != b.Tokens {
+		t.Fatalf("tokens %d vs %d", a.Tokens, b.Tokens)
+	}
+	for i := range a.Gram {
+		if a.Gram[i] != b.Gram[i] {
+			t.Fatalf("Gram[%d]: Add %v, AddBatch %v", i, a.Gram[i], b.Gram[i])
+		}
+	}
+	for i := range a.AbsMax {
+		if a.AbsMax[i] != b.AbsMax[i] {
+			t.Fatalf("AbsMax[%d]: Add %v, AddBatch %v", i, a.AbsMax[i], b.AbsMax[i])
+		}
+	}
+}
