@@ -175,7 +175,9 @@ const gemmMethod = "kernels.GemmQ8_0, 8 tokens x 16 rows x 4096 columns in cache
 // running the Q8_0 integer matrix kernel of the active path on data that stays in the
 // L2 cache: what a real kernel reaches, beside the peak (it is not the roof).
 func MeasureGemm(threads int) float64 {
-	const rows, cols, ntok = 16, 4096, 8
+	// The shape of one engine GEMM call (engine's gemmShape): the blocked kernels need
+	// enough rows and tokens per call to amortise preparing them.
+	const rows, cols, ntok = 60, 4096, 64
 	threads = max(threads, 1)
 	x := make([]float32, cols)
 	for i := range x {

@@ -585,10 +585,13 @@ const dotGroup = 8
 const gemmTile = 4096
 
 // gemmShape splits a GEMM over ntok tokens into calls of tn tokens and rt rows (a
-// multiple of the kernels' 4-row strips) whose outputs fit in a gemmTile.
+// multiple of 12, which both the 6-row AVX-512 and the 4-row strips divide) whose
+// outputs fit in a gemmTile. At most 64 tokens per call: the blocked kernels prepare
+// each call's weight rows once, so calls of many rows and a few dozen tokens reach
+// 2.1-2.3x the rate of 8 rows x 512 tokens (K2's measurement, 4096-wide Q8_0).
 func gemmShape(ntok int) (tn, rt int) {
-	tn = max(1, min(ntok, gemmTile/4))
-	rt = max(4, gemmTile/tn&^3)
+	tn = max(1, min(ntok, 64))
+	rt = max(12, gemmTile/tn/12*12)
 	return tn, rt
 }
 

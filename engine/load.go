@@ -26,7 +26,7 @@ type Model struct {
 	// sched binds the experts to a budgeted plane cache (sched.go); nil without
 	// --mem-budget. Set and cleared only while no State or Batch of the model runs.
 	sched *schedGlue
-	act  actKind // encoding of Quantized matrices' inputs (matrix_mole.go)
+	act   actKind // encoding of Quantized matrices' inputs (matrix_mole.go)
 }
 
 // Layer holds one transformer block's weights. Optional parts are nil.

@@ -5,6 +5,63 @@
 package kernels
 
 //go:noescape
+func gemmPrepActAVX512(xp *byte, bstride int, xq *byte, xb int, ngroups int, nb int, c uint8)
+
+//go:noescape
+func gemmPrepWQ8_0AVX512(wp *byte, w *byte, rb int, rows int, nb int)
+
+//go:noescape
+func gemmPrepWQ4_0AVX512(wp *byte, w *byte, rb int, rows int, nb int)
+
+//go:noescape
+func gemmPrepWSQ8_0AVX2(wp *byte, w *byte, rb int, rows int, nb int)
+
+//go:noescape
+func gemmPrepWSQ4_0AVX2(wp *byte, w *byte, rb int, rows int, nb int)
+
+//go:noescape
+func gemmR6M1AVX512(out *float32, ostride int, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int, tmask uint16, fs *float32, flags int)
+
+//go:noescape
+func gemmR6M2AVX512(out *float32, ostride int, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int, tmask uint16, fs *float32, flags int)
+
+//go:noescape
+func gemmR1M1AVX512(out *float32, ostride int, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int, tmask uint16, fs *float32, flags int)
+
+//go:noescape
+func gemmR1M2AVX512(out *float32, ostride int, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int, tmask uint16, fs *float32, flags int)
+
+//go:noescape
+func gemmPrepActAVXVNNI(xp *byte, bstride int, xq *byte, xb int, ngroups int, nb int, c uint8)
+
+//go:noescape
+func gemmR4M1AVXVNNI(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR4M2AVXVNNI(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR1M1AVXVNNI(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR1M2AVXVNNI(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmPrepActAVX2(xp *byte, bstride int, xq *byte, xb int, ngroups int, nb int, c uint8)
+
+//go:noescape
+func gemmR3M1AVX2(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR3M2AVX2(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR1M1AVX2(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
+func gemmR1M2AVX2(fs *float32, wp *byte, rs int, nstrips int, xp *byte, bstride int, nb int)
+
+//go:noescape
 func gemvQ8_0AVX512(out *float32, w *byte, stride int, strips int, nb int, xq *byte)
 
 //go:noescape

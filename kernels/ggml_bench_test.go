@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -141,5 +142,77 @@ func BenchmarkQuantizeQ8_0Act(b *testing.B) {
 	b.SetBytes(int64(4 * len(x)))
 	for b.Loop() {
 		QuantizeQ8_0Act(dst, x)
+	}
+}
+
+// BenchmarkGemmGGML: GemmQ8_0/GemmQ4_0 for prefill, 512 tokens x 4096 x 4096. GOPS =
+// 2*rows*cols*ntok / time. Each iteration times one GEMM call, one call of the per-token
+// GEMV path it replaced (x_pertoken = its time / the GEMM's; 1 on the paths without a
+// blocked kernel) and ten ~1 ms calls of the register-only VPDPBUSD zmm peak loop
+// (IntPeakMACs on AVX512), alternately, each taken at its fastest; pct_peak is the GEMM's
+// share of that peak (ops/time ratio), pct_peak_cpu the same from the thread's CPU time
+// (Linux), which descheduling on a loaded machine does not distort. Run with
+// -benchtime 10x (fewer samples of the fastest call are noisy on a shared machine; the
+// per-token path takes a few hundred ms per call).
+func BenchmarkGemmGGML(b *testing.B) {
+	const ntok, rows, cols = 512, 4096, 4096
+	r := rand.New(rand.NewPCG(13, 13))
+	xq := make([]byte, 0, ntok*Q8ActBytes(cols))
+	for range ntok {
+		xq = append(xq, randAct(r, cols, false)...)
+	}
+	out := make([]float32, ntok*rows)
+	ops := 2 * float64(rows) * cols * ntok
+	const peakIters = 1 << 13 // about 1 ms of VPDPBUSD zmm per call
+	for _, q4 := range []bool{false, true} {
+		typ := "Q8_0"
+		gemm := GemmQ8_0
+		if q4 {
+			typ, gemm = "Q4_0", GemmQ4_0
+		}
+		w, _ := benchGGMLData(q4, rows, cols)
+		b.Run(typ, func(b *testing.B) {
+			benchISAs(b, func(b *testing.B) {
+				isa := Active()
+				if isa == Generic || isa == NEON {
+					b.Skip("no blocked kernel on this path")
+				}
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var g, o, p minTimer
+				var peakOps float64
+				for b.Loop() {
+					g.start()
+					gemm(out, rows, w, cols, xq, ntok)
+					g.stop()
+					prev := setGGMLPerToken(true)
+					o.start()
+					gemm(out, rows, w, cols, xq, ntok)
+					o.stop()
+					setGGMLPerToken(prev)
+					if Supported(AVX512) {
+						SetISA(AVX512)
+						for range 10 {
+							p.start()
+							peakOps = 2 * float64(IntPeakMACs(peakIters))
+							p.stop()
+						}
+						SetISA(isa)
+					}
+				}
+				b.ReportMetric(ops/float64(g.wall.Nanoseconds()), "GOPS")
+				b.ReportMetric(float64(o.wall)/float64(g.wall), "x_pertoken")
+				if g.cpuOK {
+					b.ReportMetric(float64(o.cpu)/float64(g.cpu), "x_pertoken_cpu")
+				}
+				if peakOps > 0 {
+					b.ReportMetric(peakOps/float64(p.wall.Nanoseconds()), "peak_GOPS")
+					b.ReportMetric(100*float64(p.wall)/float64(g.wall)*ops/peakOps, "pct_peak")
+					if g.cpuOK {
+						b.ReportMetric(100*float64(p.cpu)/float64(g.cpu)*ops/peakOps, "pct_peak_cpu")
+					}
+				}
+			})
+		})
 	}
 }

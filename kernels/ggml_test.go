@@ -345,23 +345,25 @@ func fuzzGGML(t *testing.T, seed uint64, rows, nb int, q4 bool) {
 }
 
 func TestGGMLAllocs(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 5))
-	const rows, cols = 19, 256
-	x := randVec(r, cols)
-	xq := make([]byte, Q8ActBytes(cols))
-	w8 := randQ8Weights(r, rows, cols, false)
-	w4 := randQ4Weights(r, rows, cols, false)
-	out := make([]float32, rows*2)
-	n := testing.AllocsPerRun(20, func() {
-		QuantizeQ8_0Act(xq, x)
-		GemvQ8_0(out[:rows], w8, cols, xq)
-		GemvQ4_0(out[:rows], w4, cols, xq)
-		GemmQ4_0(out, rows, w4, cols, xq, 1)
-		GemmQ8_0(out, rows, w8, cols, xq, 1)
+	ggmlISAs(t, func(t *testing.T, isa ISA) {
+		r := rand.New(rand.NewPCG(5, 5))
+		const rows, cols, ntok = 19, 256, 21
+		x := randVec(r, cols)
+		xq := make([]byte, ntok*Q8ActBytes(cols))
+		w8 := randQ8Weights(r, rows, cols, false)
+		w4 := randQ4Weights(r, rows, cols, false)
+		out := make([]float32, rows*ntok)
+		n := testing.AllocsPerRun(20, func() {
+			QuantizeQ8_0Act(xq, x)
+			GemvQ8_0(out[:rows], w8, cols, xq)
+			GemvQ4_0(out[:rows], w4, cols, xq)
+			GemmQ4_0(out, rows, w4, cols, xq, ntok)
+			GemmQ8_0(out, rows, w8, cols, xq, ntok)
+		})
+		if n != 0 {
+			t.Errorf("%v allocations per run", n)
+		}
 	})
-	if n != 0 {
-		t.Errorf("%v allocations per run", n)
-	}
 }
 
 // TestQuantizeQ8_0ActRandom compares the quantiser with a direct transcription of
