@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/mole-llm/mole/kernels"
@@ -91,8 +93,10 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 	if o.Encode == nil {
 		w.Set("general.file_type", loader.Uint32Value(ft))
 	}
-	for k, v := range o.Meta {
-		w.Set(k, v)
+	// Sorted, so that the same model quantized twice gives the same bytes (map order
+	// is random).
+	for _, k := range slices.Sorted(maps.Keys(o.Meta)) {
+		w.Set(k, o.Meta[k])
 	}
 	u := func(key string, v int) { w.Set(arch+"."+key, loader.Uint32Value(uint32(v))) }
 	u("block_count", c.NLayer)

@@ -333,3 +333,31 @@ func readTokVectors(t *testing.T, base string) ([]string, [][]int32) {
 	}
 	return texts, ids
 }
+
+// TestWriteGGUFReproducible writes one model twice with many metadata keys: the files
+// must be equal byte for byte (metadata comes from a Go map, whose order is random).
+func TestWriteGGUFReproducible(t *testing.T) {
+	sm := newSynth(synthSpecs[0], 1)
+	dir := t.TempDir()
+	sm.writeHF(t, filepath.Join(dir, "hf"), "")
+	m := loadModelFile(t, filepath.Join(dir, "hf"))
+	meta := map[string]loader.Value{}
+	for i := range 32 {
+		meta[fmt.Sprintf("mole.test.key%02d", i)] = loader.Uint32Value(uint32(i))
+	}
+	var files [2][]byte
+	for i := range files {
+		p := filepath.Join(dir, fmt.Sprintf("m%d.gguf", i))
+		if err := WriteGGUFWith(m, p, GGUFOptions{DType: loader.F16, Meta: meta}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = b
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Fatal("the same model written twice gives different files")
+	}
+}
