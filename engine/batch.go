@@ -470,6 +470,19 @@ func (b *Batch) ffnUp(lo, hi int) {
 			base += pt.rows
 			continue
 		}
+		if a < e && pt.gate.mwq != nil && pt.up.mwq != nil {
+			// MWQ has no GEMM: one fused GEMV per user over the chunk's rows (rows are
+			// independent, so these are the bits of Forward's row blocks too), not a
+			// kernel call per row and user.
+			for k, u := range pt.users {
+				xq := pt.xq[k*qn : (k+1)*qn]
+				o := u.item*b.hidden + u.off
+				pt.gate.MulRowsQ(b.h[o+a-base:o+e-base], a-base, e-base, xq)
+				pt.up.MulRowsQ(b.u[o+a-base:o+e-base], a-base, e-base, xq)
+			}
+			base += pt.rows
+			continue
+		}
 		for r := a; r < e; r++ {
 			i := r - base
 			for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
@@ -519,6 +532,17 @@ func (b *Batch) ffnDown(lo, hi int) {
 						for r := r0; r < r1; r++ {
 							b.part[o+r] = u.w * out[k*(r1-r0)+r-r0]
 						}
+					}
+				}
+				continue
+			}
+			if pt.down.mwq != nil {
+				for k, u := range pt.users {
+					out := tile[:r1-r0]
+					pt.down.MulRowsQ(out, r0, r1, pt.hq[k*pt.hqn:(k+1)*pt.hqn])
+					o := (u.item*kParts + u.slot) * ne
+					for r := r0; r < r1; r++ {
+						b.part[o+r] = u.w * out[r-r0]
 					}
 				}
 				continue
