@@ -638,7 +638,7 @@ func TestRunExpertBits(t *testing.T) {
 }
 
 // TestTrafficA8W4 checks that an A8W4 product counts what its kernel streams: per row of
-// 128 columns, 64 bytes of codes, the 16-byte lookup table of its group and 8 bytes of
+// 128 columns, 64 bytes of codes, the 2-byte (z, S2) pair of its group and 8 bytes of
 // row scale and row sum (tiny-moe's attention: 384 rows of 128 per layer, two layers).
 func TestTrafficA8W4(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a8w4.gguf")
@@ -646,7 +646,7 @@ func TestTrafficA8W4(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, m := load(t, p)
-	if got, want := TrafficOf(m).Attention, int64(2*384*(64+16+8)); got != want {
+	if got, want := TrafficOf(m).Attention, int64(2*384*(64+2+8)); got != want {
 		t.Errorf("A8W4 attention bytes per token %d, want %d", got, want)
 	}
 }

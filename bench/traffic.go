@@ -143,16 +143,16 @@ func mwqPlaneBytes(mm *engine.Matrix, n int) int64 {
 
 // moleSideBytes is what a product with one of mole's int8 matrices reads besides its
 // codes: 8 bytes per row (the float row scale and the int32 row sum) and, for MOLE_A8W4,
-// the 16-byte int8 lookup table per group of 128 that the engine builds at load from the
-// stored (S2, z) pair. The kernel streams those tables with the codes, so leaving them
-// out would flatter A8W4's bandwidth by about a quarter.
+// the stored (z, S2) pair of each group of 128 (2 bytes), which the table-free kernels
+// read in place (kernels.GemvA8W4G; the 16-byte table each group maps to comes from a
+// 32 KiB table of all pairs that stays in cache).
 func moleSideBytes(mm *engine.Matrix) int64 {
 	switch mm.DType {
 	case loader.MoleQ8:
 		return 8 * int64(mm.Rows)
 	case loader.MoleA8W4:
-		groups := int64(mm.DType.PaddedCols(mm.Cols) / 128)
-		return int64(mm.Rows) * (8 + 16*groups)
+		groups := int64((mm.DType.PaddedCols(mm.Cols) + 127) / 128)
+		return int64(mm.Rows) * (8 + 2*groups)
 	}
 	return 0
 }

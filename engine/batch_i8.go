@@ -2,19 +2,18 @@ package engine
 
 import (
 	"github.com/mole-llm/mole/kernels"
-	"github.com/mole-llm/mole/quant"
 )
 
 // The GEMM path of mole's int8 types (MOLE_Q8, MOLE_A8W4) in a Batch.
 //
-// kernels.GemmI8 and kernels.GemmA8W4 take the activations of a block of tokens as one
+// kernels.GemmI8 and kernels.GemmA8W4G take the activations of a block of tokens as one
 // int8 matrix (one row of the padded width per token) and one scale per token, while the
 // rest of the engine (State.Forward, the row path, MWQ) keeps each token's I8 act encoding
 // (its int8 values, scale and group sums in one record). The Batch quantises its inputs as
 // Forward does and then copies the int8 values and scales of the tokens of each product
 // once into that planar form, so every weight strip is read once for all the tokens of a
 // step. The values are the ones Forward uses, and each output is the kernels' exact int32
-// sum scaled as GemvI8/GemvA8W4 scale it, so batched logits stay bit-identical to Forward.
+// sum scaled as GemvI8/GemvA8W4G scale it, so batched logits stay bit-identical to Forward.
 
 // gemmIn is the input of a GEMM over a run of tokens, in the form m.gemmRows takes.
 type gemmIn struct {
@@ -34,7 +33,7 @@ func (g *gemmIn) tokens(t0, t1 int) gemmIn {
 }
 
 // gemm reports whether products with m run on a GEMM kernel (kernels.GemmQ8_0/GemmQ4_0,
-// or GemmI8/GemmA8W4 for mole's int8 types), which reads each row once for all the tokens
+// or GemmI8/GemmA8W4G for mole's int8 types), which reads each row once for all the tokens
 // of a step and equals the GEMV Forward uses per token bit for bit.
 func (m *Matrix) gemm() bool {
 	if m.mole != nil {
@@ -169,13 +168,8 @@ func (p *moleMatrix) gemmRows(out []float32, lo, hi int, x8 []int8, xs []float32
 		kernels.GemmI8(out, hi-lo, p.w8[lo*p.pc:hi*p.pc], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
 		return
 	}
-	cb, tb := p.pc/2, p.tableBytes()
-	kernels.GemmA8W4(out, hi-lo, p.codes[lo*cb:hi*cb], p.tables[lo*tb:hi*tb], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
-}
-
-// tableBytes is the size of one row's A8W4 tables.
-func (p *moleMatrix) tableBytes() int {
-	return (p.pc + quant.GroupSize - 1) / quant.GroupSize * 16
+	cb, gb := p.pc/2, p.groupBytes()
+	kernels.GemmA8W4G(out, hi-lo, p.codes[lo*cb:hi*cb], p.groups[lo*gb:hi*gb], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
 }
 
 // batchQuant quantises a step's activation vectors on the pool. Each vector is

@@ -158,8 +158,8 @@ func BenchmarkFileInterleaved(b *testing.B) {
 // through MulRowsQ on an input quantised once, no pool); and a streaming read of as many
 // bytes as the kernels read (kernels.StreamRead over a buffer far larger than the caches).
 // Reported: ms of each, the kernels' share of Forward, and the kernels' bandwidth as a
-// fraction of the stream's (over the bytes they really read: A8W4's in-memory 16-byte
-// tables included) and of the roofline's file bytes.
+// fraction of the stream's (over the bytes they really read: codes, A8W4's (z, S2)
+// pairs, row scales and row sums) and of the roofline's file bytes.
 func BenchmarkFileDecodeParts(b *testing.B) {
 	m := benchFileModel(b)
 	m.SetThreads(1)
@@ -190,8 +190,8 @@ func BenchmarkFileDecodeParts(b *testing.B) {
 		fileBytes += int64(len(mm.Data))
 		memBytes += int64(len(mm.Data))
 		if p := mm.mole; p != nil {
-			memBytes += int64(len(p.tables) + 4*len(p.scale) + 4*len(p.rowSum))
-			fileBytes += int64(4*len(p.scale) + len(p.tables)/8)
+			memBytes += int64(len(p.groups) + 4*len(p.scale) + 4*len(p.rowSum))
+			fileBytes += int64(4*len(p.scale) + len(p.groups))
 		}
 	}
 	x := make([]float32, maxCols)
@@ -215,7 +215,7 @@ func BenchmarkFileDecodeParts(b *testing.B) {
 		}
 		byType[k].bytes += int64(len(mm.Data))
 		if p := mm.mole; p != nil {
-			byType[k].bytes += int64(len(p.tables) + 4*len(p.scale) + 4*len(p.rowSum))
+			byType[k].bytes += int64(len(p.groups) + 4*len(p.scale) + 4*len(p.rowSum))
 		}
 	}
 	replay := func() {

@@ -143,14 +143,14 @@ func (m *Model) setAct() error {
 }
 
 // moleMatrix is the load-time preparation of a MOLE_Q8 or MOLE_A8W4 matrix: the
-// weights stay in the mapping; the per-row scales, the A8W4 lookup tables
-// (tables[r][g][q] = S2*(q - z), kernels.GemvA8W4's layout) and the row sums the
-// amd64 kernels need are built once.
+// weights and the A8W4 group pairs (z, S2) stay in the mapping, which the table-free
+// A8W4 kernels (kernels.GemvA8W4G) read as stored; the per-row scales and the row sums
+// the amd64 kernels need are built once.
 type moleMatrix struct {
 	pc     int // stored row width (Cols rounded up to 32)
 	w8     []int8
 	codes  []byte
-	tables []int8
+	groups []byte    // A8W4: the (z, S2) pair of each (row, group of 128), as stored
 	scale  []float32 // row scale (Q8) or s1 (A8W4)
 	rowSum []int32
 }
@@ -201,19 +201,17 @@ func bindMole(lm *loader.Model, mm *Matrix, name string, e, nExpert int) error {
 			return err
 		}
 		p.codes = mm.Data
-		p.tables = make([]int8, mm.Rows*ng*16)
 		for i := 0; i < mm.Rows*ng; i++ {
 			z, s2 := int(int8(gb[2*i])), int(int8(gb[2*i+1]))
 			if z < 0 || z > 15 || s2 < 1 {
 				return fmt.Errorf("tensor %s: group %d has zero point %d, multiplier %d (want 0..15, >= 1)", name, i, z, s2)
 			}
-			// The quantizer clamps the codes a group uses so that S2*(q-z) fits int8;
-			// entries of codes it never uses are saturated.
-			for q := 0; q < 16; q++ {
-				p.tables[i*16+q] = int8(max(-127, min(127, s2*(q-z))))
-			}
 		}
-		kernels.RowSumsA8W4(p.rowSum, p.codes, p.tables, p.pc)
+		// The kernels map code q of a group to max(-127, min(127, S2*(q-z))): the
+		// quantizer clamps the codes a group uses so that S2*(q-z) fits int8, and the
+		// entries of codes it never uses are saturated.
+		p.groups = gb
+		kernels.RowSumsA8W4G(p.rowSum, p.codes, p.groups, p.pc)
 	}
 	mm.mole = p
 	return nil
@@ -226,8 +224,13 @@ func (p *moleMatrix) mulRows(out []float32, lo, hi int, xq []byte) {
 		kernels.GemvI8(out[:hi-lo], p.w8[lo*p.pc:hi*p.pc], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
 		return
 	}
-	cb, tb := p.pc/2, (p.pc+quant.GroupSize-1)/quant.GroupSize*16
-	kernels.GemvA8W4(out[:hi-lo], p.codes[lo*cb:hi*cb], p.tables[lo*tb:hi*tb], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
+	cb, gb := p.pc/2, p.groupBytes()
+	kernels.GemvA8W4G(out[:hi-lo], p.codes[lo*cb:hi*cb], p.groups[lo*gb:hi*gb], p.scale[lo:hi], p.rowSum[lo:hi], x8, xs)
+}
+
+// groupBytes is the size of one A8W4 row's stored group pairs.
+func (p *moleMatrix) groupBytes() int {
+	return (p.pc + quant.GroupSize - 1) / quant.GroupSize * 2
 }
 
 // rowF32 dequantises row i into dst (len Cols).
@@ -254,16 +257,18 @@ func (p *moleMatrix) rowF32Range(i, k0 int, dst []float32) {
 		}
 		return
 	}
-	cb, tb := p.pc/2, (p.pc+quant.GroupSize-1)/quant.GroupSize*16
-	codes, tables := p.codes[i*cb:(i+1)*cb], p.tables[i*tb:(i+1)*tb]
+	cb, gb := p.pc/2, p.groupBytes()
+	codes, groups := p.codes[i*cb:(i+1)*cb], p.groups[i*gb:(i+1)*gb]
 	for j := range dst {
 		k := k0 + j
 		b := codes[k/32*16+k%16]
-		c := b & 15
+		c := int(b & 15)
 		if k%32 >= 16 {
-			c = b >> 4
+			c = int(b >> 4)
 		}
-		dst[j] = s * float32(tables[k/quant.GroupSize*16+int(c)])
+		g := k / quant.GroupSize
+		z, s2 := int(int8(groups[2*g])), int(int8(groups[2*g+1]))
+		dst[j] = s * float32(int8(max(-127, min(127, s2*(c-z)))))
 	}
 }
 

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"math"
 	"sync"
 	"unsafe"
 )
@@ -128,28 +129,43 @@ func i8Epilogue(out []float32, dots []int32, scale []float32, rowSum []int32, xS
 }
 
 func gemvA8W4(out []float32, codes []byte, tables []int8, s1 []float32, rowSum []int32, x []int8, xScale float32) {
-	rows, cols := len(out), len(x)
-	if !asmISA() || cols == 0 {
+	if !asmISA() || len(x) == 0 {
 		gemvA8W4Generic(out, codes, tables, s1, rowSum, x, xScale)
 		return
 	}
-	isa := active
 	dots := asInt32(out)
-	cb, tb := cols/2, a8w4Groups(cols)*16
 	// The AVX-512 kernel reads x prepared once per call (x+128, in the order of its
 	// table lookups), which lets it walk the rows one at a time (see asm/int8 gemvA8W4P).
-	var bp *[]byte
-	var xp *byte
-	if isa == AVX512 {
-		pc := a8w4Groups(cols) * 128
-		bp = xPrep.Get().(*[]byte)
-		if cap(*bp) < pc {
-			*bp = make([]byte, pc)
-		}
-		_, kx0, kx1 := a4Masks(cols)
-		xp = &(*bp)[:pc][0]
-		prepA8W4XAVX512(xp, pc, &x[0], cols, cols, 1, kx0, kx1)
+	bp, xp := prepA8W4Once(x)
+	a4Dots(active, dots, codes, tables, x, xp)
+	if bp != nil {
+		xPrep.Put(bp)
 	}
+	i8Epilogue(out, dots, s1, rowSum, xScale)
+}
+
+// prepA8W4Once prepares x for the AVX-512 A8W4 GEMVs into a pooled buffer (nil, nil on
+// the other ISAs); the caller puts bp back.
+func prepA8W4Once(x []int8) (bp *[]byte, xp *byte) {
+	if active != AVX512 {
+		return nil, nil
+	}
+	cols := len(x)
+	pc := a8w4Groups(cols) * 128
+	bp = xPrep.Get().(*[]byte)
+	if cap(*bp) < pc {
+		*bp = make([]byte, pc)
+	}
+	_, kx0, kx1 := a4Masks(cols)
+	xp = &(*bp)[:pc][0]
+	prepA8W4XAVX512(xp, pc, &x[0], cols, cols, 1, kx0, kx1)
+	return bp, xp
+}
+
+// a4Dots writes the raw sums of the table kernel of isa for len(dots) rows.
+func a4Dots(isa ISA, dots []int32, codes []byte, tables []int8, x []int8, xp *byte) {
+	rows, cols := len(dots), len(x)
+	cb, tb := cols/2, a8w4Groups(cols)*16
 	if rows >= 4 {
 		a4Strips(isa, &dots[0], &codes[0], cb, &tables[0], tb, &x[0], xp, cols, rows/4)
 		if rows%4 != 0 {
@@ -163,10 +179,93 @@ func gemvA8W4(out []float32, codes []byte, tables []int8, s1 []float32, rowSum [
 			dots[r] = tmp[0]
 		}
 	}
-	if bp != nil {
-		xPrep.Put(bp)
+}
+
+func gemvA8W4G(out []float32, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale float32) {
+	cols := len(x)
+	if !asmISA() || cols == 0 {
+		gemvA8W4GGeneric(out, codes, groups, s1, rowSum, x, xScale)
+		return
 	}
+	dots := asInt32(out)
+	if active != AVX512 {
+		a4GByTables(active, dots, 1, codes, groups, x, nil)
+		i8Epilogue(out, dots, s1, rowSum, xScale)
+		return
+	}
+	bp, xp := prepA8W4Once(x)
+	a4GDots(dots, codes, groups, xp, cols)
+	xPrep.Put(bp)
 	i8Epilogue(out, dots, s1, rowSum, xScale)
+}
+
+// a4GDots runs gemvA8W4GAVX512 over len(dots) rows (overlapping last strip; rows < 4 one
+// at a time with stride 0).
+func a4GDots(dots []int32, codes []byte, groups []byte, xp *byte, cols int) {
+	rows := len(dots)
+	cb, gb := cols/2, a8w4Groups(cols)*2
+	kc, _, _ := a4Masks(cols)
+	lut := &a8w4LUT[0]
+	if rows >= 4 {
+		gemvA8W4GAVX512(&dots[0], &codes[0], cb, &groups[0], gb, lut, xp, cols, rows/4, kc)
+		if rows%4 != 0 {
+			r := rows - 4
+			gemvA8W4GAVX512(&dots[r], &codes[r*cb], cb, &groups[r*gb], gb, lut, xp, cols, 1, kc)
+		}
+		return
+	}
+	var tmp [4]int32
+	for r := 0; r < rows; r++ {
+		gemvA8W4GAVX512(&tmp[0], &codes[r*cb], 0, &groups[r*gb], 0, lut, xp, cols, 1, kc)
+		dots[r] = tmp[0]
+	}
+}
+
+// a4GByTables is the table-free A8W4 product of the VEX ISAs (AVX-VNNI, AVX2), whose
+// kernels read a table per row: the tables of a few rows at a time are expanded from the pairs
+// into a small buffer that stays in L1 (a8w4TableBuf), and the table kernel multiplies
+// those rows with each of the ntok tokens of x (len(dots)/ntok rows each; dots token-major).
+func a4GByTables(isa ISA, dots []int32, ntok int, codes []byte, groups []byte, x []int8, xp *byte) {
+	rows := len(dots) / ntok
+	cols := len(x) / ntok
+	cb, gb, tb := cols/2, a8w4Groups(cols)*2, a8w4Groups(cols)*16
+	buf := a8w4Tables.Get().(*[]int8)
+	chunk := a8w4ChunkRows(rows, tb)
+	if cap(*buf) < chunk*tb {
+		*buf = make([]int8, chunk*tb)
+	}
+	for r0 := 0; r0 < rows; r0 += chunk {
+		r1 := min(rows, r0+chunk)
+		if r1-r0 < 4 && rows >= 4 {
+			r0 = r1 - 4 // overlapping last chunk: the strips need 4 rows
+		}
+		t := (*buf)[:(r1-r0)*tb]
+		A8W4Tables(t, groups[r0*gb:r1*gb])
+		for k := 0; k < ntok; k++ {
+			a4Dots(isa, dots[k*rows+r0:k*rows+r1], codes[r0*cb:r1*cb], t, x[k*cols:(k+1)*cols], xp)
+		}
+	}
+	a8w4Tables.Put(buf)
+}
+
+func rowSumsA8W4G(rowSum []int32, codes []byte, groups []byte, cols int) {
+	if active != AVX512 {
+		rowSumsA8W4GGeneric(rowSum, codes, groups, cols)
+		return
+	}
+	// The raw sums of the kernel are sum_k (x[k]+128)*table(r, k): with prepared bytes 1
+	// (x = -127) they are the row sums themselves.
+	pc := a8w4Groups(cols) * 128
+	bp := xPrep.Get().(*[]byte)
+	if cap(*bp) < pc {
+		*bp = make([]byte, pc)
+	}
+	xp := (*bp)[:pc]
+	for i := range xp {
+		xp[i] = 1
+	}
+	a4GDots(rowSum, codes, groups, &xp[0], cols)
+	xPrep.Put(bp)
 }
 
 // gemmTokenBlock tokens share one pass of the AVX-512 GEMMs over the row strips: their
@@ -309,7 +408,120 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 	}
 }
 
-func quantizeI8(dst []int8, x []float32) float32 { return quantizeI8Generic(dst, x) }
+// gemmA8W4G is gemmA8W4 on the stored pairs: the AVX-512 strips are unpacked by
+// unpackA8W4G (tables from the LUT); the other ISAs expand the tables of a few rows
+// at a time (a4GByTables) and run the table GEMV per token on them.
+func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale []float32) {
+	ntok := len(xScale)
+	cols := len(x) / ntok
+	const R, T = gemmI8Rows, gemmI8Toks
+	if !asmISA() || cols == 0 {
+		gemmA8W4GGeneric(out, rows, codes, groups, s1, rowSum, x, xScale)
+		return
+	}
+	dots := asInt32(out)
+	switch {
+	case active != AVX512:
+		a4GByTables(active, dots, ntok, codes, groups, x, nil)
+	case rows < R || ntok < T:
+		for t := range xScale {
+			gemvA8W4G(out[t*rows:(t+1)*rows], codes, groups, s1, rowSum, x[t*cols:(t+1)*cols], xScale[t])
+		}
+		return
+	default:
+		gemmA8W4GDots(dots, rows, codes, groups, x, ntok)
+	}
+	for t, xs := range xScale {
+		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
+	}
+}
+
+// gemmA8W4GDots is the AVX-512 body of gemmA8W4 with unpackA8W4GAVX512 (rows >= R,
+// ntok >= T): raw sums into dots, token-major.
+func gemmA8W4GDots(dots []int32, rows int, codes []byte, groups []byte, x []int8, ntok int) {
+	cols := len(x) / ntok
+	const R, T = gemmI8Rows, gemmI8Toks
+	kc, kx0, kx1 := a4Masks(cols)
+	cb, gb := cols/2, a8w4Groups(cols)*2
+	pc := a8w4Groups(cols) * 128
+	ps := pc + 64
+	block := gemmTokenBlock(ps)
+	bp := xPrep.Get().(*[]byte)
+	if need := (min(block, ntok) + R) * ps; cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	buf := (*bp)[:cap(*bp)]
+	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
+	xp := buf[R*ps:]
+	strip := func(r0, t0, xo, ntiles int) {
+		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, pc, 1, ntiles, 0)
+	}
+	for t0 := 0; t0 < ntok; t0 += block {
+		nt := min(block, ntok-t0)
+		tl, xl := t0+nt-T, max(nt-T, 0)*ps
+		if nt < T {
+			prepA8W4XAVX512(&xp[0], ps, &x[tl*cols], cols, cols, T, kx0, kx1)
+		} else {
+			prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt, kx0, kx1)
+		}
+		for r0 := 0; r0 < rows; r0 += R {
+			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
+			unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, R, kc, R*cb, R*gb)
+			if nt >= T {
+				strip(r0, t0, 0, nt/T)
+			}
+			if nt%T != 0 {
+				strip(r0, tl, xl, 1)
+			}
+		}
+	}
+	xPrep.Put(bp)
+}
+
+// quantizeI8 runs the generic quantiser's two passes with SIMD over whole blocks of 4
+// vectors (asm/int8 quantI8) and the same Go code over the rest, so the bits are the
+// generic twin's: the absolute maximum does not depend on the order, and each value is
+// quantised on its own.
+func quantizeI8(dst []int8, x []float32) float32 {
+	var blk int
+	switch active {
+	case AVX512:
+		blk = 64
+	case AVXVNNI, AVX2:
+		blk = 32
+	default:
+		return quantizeI8Generic(dst, x)
+	}
+	n := len(x)
+	nb := n &^ (blk - 1)
+	var amax float32
+	if nb > 0 {
+		if blk == 64 {
+			amax = quantAbsMaxAVX512(&x[0], nb)
+		} else {
+			amax = quantAbsMaxAVX2(&x[0], nb)
+		}
+	}
+	for _, v := range x[nb:] {
+		if a := float32(math.Abs(float64(v))); a > amax {
+			amax = a
+		}
+	}
+	if amax == 0 {
+		clear(dst[:n])
+		return 0
+	}
+	inv := 127 / amax
+	if nb > 0 {
+		if blk == 64 {
+			quantI8AVX512(&dst[0], &x[0], nb, inv)
+		} else {
+			quantI8AVX2(&dst[0], &x[0], nb, inv)
+		}
+	}
+	quantizeI8Values(dst[nb:n], x[nb:], inv)
+	return amax / 127
+}
 
 //go:noescape
 func streamReadAVX2(p *byte, n int) uint64

@@ -73,3 +73,56 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 }
 
 func quantizeI8(dst []int8, x []float32) float32 { return quantizeI8Generic(dst, x) }
+
+// The table-free A8W4 products on NEON expand the tables of a few rows at a time from the
+// stored pairs into a small buffer (a8w4Tables) and run the table kernels on those rows;
+// the GEMM then runs the GEMV kernel per token on each chunk (its tables stay in L1).
+
+func gemvA8W4G(out []float32, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale float32) {
+	if Active() != NEON || len(x) == 0 {
+		gemvA8W4GGeneric(out, codes, groups, s1, rowSum, x, xScale)
+		return
+	}
+	dots := neonDots(out)
+	a8w4GDotsArm64(dots, 1, codes, groups, x)
+	neonEpilogue(out, dots, s1, xScale)
+}
+
+func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale []float32) {
+	ntok := len(xScale)
+	if Active() != NEON || len(x) == 0 {
+		gemmA8W4GGeneric(out, rows, codes, groups, s1, rowSum, x, xScale)
+		return
+	}
+	dots := neonDots(out[:ntok*rows])
+	a8w4GDotsArm64(dots, ntok, codes, groups, x)
+	for t, xs := range xScale {
+		neonEpilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, xs)
+	}
+}
+
+// a8w4GDotsArm64 writes the exact sums of len(dots)/ntok rows times ntok tokens of x
+// (token-major) from tables expanded a chunk of rows at a time.
+func a8w4GDotsArm64(dots []int32, ntok int, codes []byte, groups []byte, x []int8) {
+	rows, cols := len(dots)/ntok, len(x)/ntok
+	cb, gb, tb := cols/2, a8w4Groups(cols)*2, a8w4Groups(cols)*16
+	sdot := HasDotProd()
+	buf := a8w4Tables.Get().(*[]int8)
+	chunk := a8w4ChunkRows(rows, tb)
+	if cap(*buf) < chunk*tb {
+		*buf = make([]int8, chunk*tb)
+	}
+	for r0 := 0; r0 < rows; r0 += chunk {
+		r1 := min(rows, r0+chunk)
+		t := (*buf)[:(r1-r0)*tb]
+		A8W4Tables(t, groups[r0*gb:r1*gb])
+		for k := 0; k < ntok; k++ {
+			a8w4DotsArm64(dots[k*rows+r0:k*rows+r1], codes[r0*cb:r1*cb], t, x[k*cols:(k+1)*cols], sdot)
+		}
+	}
+	a8w4Tables.Put(buf)
+}
+
+func rowSumsA8W4G(rowSum []int32, codes []byte, groups []byte, cols int) {
+	rowSumsA8W4GGeneric(rowSum, codes, groups, cols)
+}

@@ -458,6 +458,407 @@ a4s_done:
 	VZEROUPPER
 	RET
 
+// func gemvA8W4GAVX512(dots *int32, codes *byte, cstride int, groups *byte, gstride int, lut *int8, xp *byte, cols int, nstrips int, kc uint64)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VL, AVX512VNNI, BMI2, MMX+
+TEXT ·gemvA8W4GAVX512(SB), NOSPLIT, $0-80
+	MOVQ         kc+72(FP), AX
+	KMOVQ        AX, K1
+	MOVL         $0x0000000f, AX
+	VPBROADCASTB AX, Z0
+	MOVQ         cols+56(FP), AX
+	SHRQ         $0x03, AX
+	ANDQ         $-16, AX
+	MOVQ         AX, CX
+	ANDQ         $-32, CX
+	MOVQ         $0x00007f0f, DX
+	MOVQ         xp+48(FP), BX
+	MOVQ         codes+8(FP), SI
+	MOVQ         groups+24(FP), DI
+	MOVQ         lut+40(FP), R8
+	MOVQ         dots+0(FP), R9
+	MOVQ         nstrips+64(FP), R10
+
+a4g_strip:
+	TESTQ  R10, R10
+	JZ     a4g_done
+	VPXORD Z1, Z1, Z1
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	XORQ   R11, R11
+	MOVQ   DI, R12
+
+a4g_r0_loop:
+	CMPQ            R11, CX
+	JAE             a4g_r0_one
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z1
+	VPDPBUSD        Z9, Z20, Z5
+	PREFETCHT0      2112(SI)(R11*4)
+	MOVWLZX         2(R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, 64(SI)(R11*4), Z9
+	VPANDD          64(SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       128(BX)(R11*8), Z10
+	VMOVDQU64       192(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z20, Z7
+	ADDQ            $0x00000020, R11
+	ADDQ            $0x00000004, R12
+	JMP             a4g_r0_loop
+
+a4g_r0_one:
+	CMPQ            R11, AX
+	JAE             a4g_r0_tail
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z1
+	VPDPBUSD        Z9, Z20, Z5
+	ADDQ            $0x00000010, R11
+	ADDQ            $0x00000002, R12
+
+a4g_r0_tail:
+	KTESTQ          K1, K1
+	JZ              a4g_r0_sum
+	MOVWLZX         (R12), R12
+	PEXTL           DX, R12, R12
+	SHLL            $0x04, R12
+	VMOVDQU8.Z      (SI)(R11*4), K1, Z8
+	VPSRLW          $0x04, Z8, Z9
+	VPANDD          Z8, Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R12*1), Z10
+	VPSHUFB.Z       Z8, Z10, K1, Z8
+	VPSHUFB.Z       Z9, Z10, K1, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z6
+	VPDPBUSD        Z9, Z20, Z7
+
+a4g_r0_sum:
+	VPADDD Z5, Z1, Z1
+	VPADDD Z7, Z6, Z6
+	VPADDD Z6, Z1, Z1
+	ADDQ   cstride+16(FP), SI
+	ADDQ   gstride+32(FP), DI
+	VPXORD Z2, Z2, Z2
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	XORQ   R11, R11
+	MOVQ   DI, R12
+
+a4g_r1_loop:
+	CMPQ            R11, CX
+	JAE             a4g_r1_one
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z2
+	VPDPBUSD        Z9, Z20, Z11
+	PREFETCHT0      2112(SI)(R11*4)
+	MOVWLZX         2(R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, 64(SI)(R11*4), Z9
+	VPANDD          64(SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       128(BX)(R11*8), Z10
+	VMOVDQU64       192(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z12
+	VPDPBUSD        Z9, Z20, Z13
+	ADDQ            $0x00000020, R11
+	ADDQ            $0x00000004, R12
+	JMP             a4g_r1_loop
+
+a4g_r1_one:
+	CMPQ            R11, AX
+	JAE             a4g_r1_tail
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z2
+	VPDPBUSD        Z9, Z20, Z11
+	ADDQ            $0x00000010, R11
+	ADDQ            $0x00000002, R12
+
+a4g_r1_tail:
+	KTESTQ          K1, K1
+	JZ              a4g_r1_sum
+	MOVWLZX         (R12), R12
+	PEXTL           DX, R12, R12
+	SHLL            $0x04, R12
+	VMOVDQU8.Z      (SI)(R11*4), K1, Z8
+	VPSRLW          $0x04, Z8, Z9
+	VPANDD          Z8, Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R12*1), Z10
+	VPSHUFB.Z       Z8, Z10, K1, Z8
+	VPSHUFB.Z       Z9, Z10, K1, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z12
+	VPDPBUSD        Z9, Z20, Z13
+
+a4g_r1_sum:
+	VPADDD Z11, Z2, Z2
+	VPADDD Z13, Z12, Z12
+	VPADDD Z12, Z2, Z2
+	ADDQ   cstride+16(FP), SI
+	ADDQ   gstride+32(FP), DI
+	VPXORD Z3, Z3, Z3
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	XORQ   R11, R11
+	MOVQ   DI, R12
+
+a4g_r2_loop:
+	CMPQ            R11, CX
+	JAE             a4g_r2_one
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z3
+	VPDPBUSD        Z9, Z20, Z14
+	PREFETCHT0      2112(SI)(R11*4)
+	MOVWLZX         2(R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, 64(SI)(R11*4), Z9
+	VPANDD          64(SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       128(BX)(R11*8), Z10
+	VMOVDQU64       192(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z15
+	VPDPBUSD        Z9, Z20, Z16
+	ADDQ            $0x00000020, R11
+	ADDQ            $0x00000004, R12
+	JMP             a4g_r2_loop
+
+a4g_r2_one:
+	CMPQ            R11, AX
+	JAE             a4g_r2_tail
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z3
+	VPDPBUSD        Z9, Z20, Z14
+	ADDQ            $0x00000010, R11
+	ADDQ            $0x00000002, R12
+
+a4g_r2_tail:
+	KTESTQ          K1, K1
+	JZ              a4g_r2_sum
+	MOVWLZX         (R12), R12
+	PEXTL           DX, R12, R12
+	SHLL            $0x04, R12
+	VMOVDQU8.Z      (SI)(R11*4), K1, Z8
+	VPSRLW          $0x04, Z8, Z9
+	VPANDD          Z8, Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R12*1), Z10
+	VPSHUFB.Z       Z8, Z10, K1, Z8
+	VPSHUFB.Z       Z9, Z10, K1, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z15
+	VPDPBUSD        Z9, Z20, Z16
+
+a4g_r2_sum:
+	VPADDD Z14, Z3, Z3
+	VPADDD Z16, Z15, Z15
+	VPADDD Z15, Z3, Z3
+	ADDQ   cstride+16(FP), SI
+	ADDQ   gstride+32(FP), DI
+	VPXORD Z4, Z4, Z4
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	XORQ   R11, R11
+	MOVQ   DI, R12
+
+a4g_r3_loop:
+	CMPQ            R11, CX
+	JAE             a4g_r3_one
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z4
+	VPDPBUSD        Z9, Z20, Z17
+	PREFETCHT0      2112(SI)(R11*4)
+	MOVWLZX         2(R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, 64(SI)(R11*4), Z9
+	VPANDD          64(SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       128(BX)(R11*8), Z10
+	VMOVDQU64       192(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z18
+	VPDPBUSD        Z9, Z20, Z19
+	ADDQ            $0x00000020, R11
+	ADDQ            $0x00000004, R12
+	JMP             a4g_r3_loop
+
+a4g_r3_one:
+	CMPQ            R11, AX
+	JAE             a4g_r3_tail
+	PREFETCHT0      2048(SI)(R11*4)
+	MOVWLZX         (R12), R13
+	PEXTL           DX, R13, R13
+	SHLL            $0x04, R13
+	VPSRLW          $0x04, (SI)(R11*4), Z9
+	VPANDD          (SI)(R11*4), Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R13*1), Z10
+	VPSHUFB         Z8, Z10, Z8
+	VPSHUFB         Z9, Z10, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z4
+	VPDPBUSD        Z9, Z20, Z17
+	ADDQ            $0x00000010, R11
+	ADDQ            $0x00000002, R12
+
+a4g_r3_tail:
+	KTESTQ          K1, K1
+	JZ              a4g_r3_sum
+	MOVWLZX         (R12), R12
+	PEXTL           DX, R12, R12
+	SHLL            $0x04, R12
+	VMOVDQU8.Z      (SI)(R11*4), K1, Z8
+	VPSRLW          $0x04, Z8, Z9
+	VPANDD          Z8, Z0, Z8
+	VPANDD          Z9, Z0, Z9
+	VBROADCASTI32X4 (R8)(R12*1), Z10
+	VPSHUFB.Z       Z8, Z10, K1, Z8
+	VPSHUFB.Z       Z9, Z10, K1, Z9
+	VMOVDQU64       (BX)(R11*8), Z10
+	VMOVDQU64       64(BX)(R11*8), Z20
+	VPDPBUSD        Z8, Z10, Z18
+	VPDPBUSD        Z9, Z20, Z19
+
+a4g_r3_sum:
+	VPADDD        Z17, Z4, Z4
+	VPADDD        Z19, Z18, Z18
+	VPADDD        Z18, Z4, Z4
+	ADDQ          cstride+16(FP), SI
+	ADDQ          gstride+32(FP), DI
+	VEXTRACTI64X4 $0x01, Z1, Y8
+	VPADDD        Y8, Y1, Y8
+	VEXTRACTI32X4 $0x01, Y8, X9
+	VPADDD        X9, X8, X9
+	VEXTRACTI64X4 $0x01, Z2, Y8
+	VPADDD        Y8, Y2, Y8
+	VEXTRACTI32X4 $0x01, Y8, X10
+	VPADDD        X10, X8, X10
+	VEXTRACTI64X4 $0x01, Z3, Y8
+	VPADDD        Y8, Y3, Y8
+	VEXTRACTI32X4 $0x01, Y8, X20
+	VPADDD        X20, X8, X20
+	VEXTRACTI64X4 $0x01, Z4, Y8
+	VPADDD        Y8, Y4, Y8
+	VEXTRACTI32X4 $0x01, Y8, X21
+	VPADDD        X21, X8, X21
+	VPUNPCKLDQ    X10, X9, X8
+	VPUNPCKHDQ    X10, X9, X9
+	VPADDD        X9, X8, X8
+	VPUNPCKLDQ    X21, X20, X9
+	VPUNPCKHDQ    X21, X20, X10
+	VPADDD        X10, X9, X9
+	VPUNPCKLQDQ   X9, X8, X10
+	VPUNPCKHQDQ   X9, X8, X8
+	VPADDD        X8, X10, X10
+	VMOVDQU32     X10, (R9)
+	ADDQ          $0x00000010, R9
+	DECQ          R10
+	JMP           a4g_strip
+
+a4g_done:
+	VZEROUPPER
+	RET
+
 // func prepI8XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int)
 // Requires: AVX, AVX512BW, AVX512F, BMI2
 TEXT ·prepI8XAVX512(SB), NOSPLIT, $0-48
@@ -1296,6 +1697,80 @@ ua_done:
 	VZEROUPPER
 	RET
 
+// func unpackA8W4GAVX512(dst *int8, dstride int, codes *byte, cstride int, groups *byte, gstride int, lut *int8, cols int, nrows int, kc uint64, cpf int, gpf int)
+// Requires: AVX, AVX512BW, AVX512F, BMI2, MMX+
+TEXT ·unpackA8W4GAVX512(SB), NOSPLIT, $0-96
+	MOVQ         kc+72(FP), AX
+	KMOVQ        AX, K1
+	MOVL         $0x0000000f, AX
+	VPBROADCASTB AX, Z0
+	MOVQ         cols+56(FP), AX
+	SHRQ         $0x03, AX
+	ANDQ         $-16, AX
+	MOVQ         $0x00007f0f, CX
+	MOVQ         dst+0(FP), DX
+	MOVQ         codes+16(FP), BX
+	MOVQ         groups+32(FP), SI
+	MOVQ         lut+48(FP), DI
+	MOVQ         nrows+64(FP), R8
+	MOVQ         cpf+80(FP), R9
+
+uag_row:
+	TESTQ      R8, R8
+	JZ         uag_done
+	XORQ       R10, R10
+	MOVQ       SI, R11
+	MOVQ       gpf+88(FP), R12
+	ADDQ       SI, R12
+	PREFETCHT1 (R12)
+
+uag_loop:
+	CMPQ            R10, AX
+	JAE             uag_tail
+	LEAQ            (BX)(R10*4), R12
+	PREFETCHT1      (R12)(R9*1)
+	MOVWLZX         (R11), R12
+	PEXTL           CX, R12, R12
+	SHLL            $0x04, R12
+	VPSRLW          $0x04, (BX)(R10*4), Z2
+	VPANDD          (BX)(R10*4), Z0, Z1
+	VPANDD          Z2, Z0, Z2
+	VBROADCASTI32X4 (DI)(R12*1), Z3
+	VPSHUFB         Z1, Z3, Z1
+	VPSHUFB         Z2, Z3, Z2
+	VMOVDQU64       Z1, (DX)(R10*8)
+	VMOVDQU64       Z2, 64(DX)(R10*8)
+	ADDQ            $0x00000010, R10
+	ADDQ            $0x00000002, R11
+	JMP             uag_loop
+
+uag_tail:
+	KTESTQ          K1, K1
+	JZ              uag_next
+	MOVWLZX         (R11), R11
+	PEXTL           CX, R11, R11
+	SHLL            $0x04, R11
+	VMOVDQU8.Z      (BX)(R10*4), K1, Z1
+	VPSRLW          $0x04, Z1, Z2
+	VPANDD          Z1, Z0, Z1
+	VPANDD          Z2, Z0, Z2
+	VBROADCASTI32X4 (DI)(R11*1), Z3
+	VPSHUFB.Z       Z1, Z3, K1, Z1
+	VPSHUFB.Z       Z2, Z3, K1, Z2
+	VMOVDQU64       Z1, (DX)(R10*8)
+	VMOVDQU64       Z2, 64(DX)(R10*8)
+
+uag_next:
+	ADDQ dstride+8(FP), DX
+	ADDQ cstride+24(FP), BX
+	ADDQ gstride+40(FP), SI
+	DECQ R8
+	JMP  uag_row
+
+uag_done:
+	VZEROUPPER
+	RET
+
 // func i8EpilogueAVX512(out *float32, dots *int32, scale *float32, rowSum *int32, xScale float32, n int)
 // Requires: AVX, AVX512F, BMI2
 TEXT ·i8EpilogueAVX512(SB), NOSPLIT, $0-48
@@ -1514,5 +1989,290 @@ vp_end:
 	VPADDD Z1, Z0, Z0
 	VMOVD  X0, AX
 	MOVL   AX, ret+8(FP)
+	VZEROUPPER
+	RET
+
+// func quantAbsMaxAVX512(x *float32, n int) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·quantAbsMaxAVX512(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVL         $0x7fffffff, DX
+	VPBROADCASTD DX, Z0
+	VXORPS       Z1, Z1, Z1
+	VXORPS       Z2, Z2, Z2
+	VXORPS       Z3, Z3, Z3
+	VXORPS       Z4, Z4, Z4
+	XORQ         DX, DX
+
+qamAVX512_loop:
+	CMPQ   DX, CX
+	JAE    qamAVX512_end
+	VANDPS (AX)(DX*1), Z0, Z5
+	VMAXPS Z1, Z5, Z1
+	VANDPS 64(AX)(DX*1), Z0, Z5
+	VMAXPS Z2, Z5, Z2
+	VANDPS 128(AX)(DX*1), Z0, Z5
+	VMAXPS Z3, Z5, Z3
+	VANDPS 192(AX)(DX*1), Z0, Z5
+	VMAXPS Z4, Z5, Z4
+	ADDQ   $0x00000100, DX
+	JMP    qamAVX512_loop
+
+qamAVX512_end:
+	VMAXPS        Z2, Z1, Z1
+	VMAXPS        Z4, Z3, Z3
+	VMAXPS        Z3, Z1, Z1
+	VEXTRACTF64X4 $0x01, Z1, Y0
+	VMAXPS        Y0, Y1, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VMAXPS        X1, X0, X1
+	VPSHUFD       $0x4e, X1, X0
+	VMAXPS        X0, X1, X1
+	VPSHUFD       $0xb1, X1, X0
+	VMAXPS        X0, X1, X1
+	MOVSS         X1, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func quantI8AVX512(dst *int8, x *float32, n int, inv float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·quantI8AVX512(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), AX
+	MOVQ         x+8(FP), CX
+	MOVQ         n+16(FP), DX
+	SHLQ         $0x02, DX
+	VBROADCASTSS inv+24(FP), Z0
+	MOVL         $0x7fffffff, BX
+	VPBROADCASTD BX, Z1
+	MOVL         $0x80000000, BX
+	VPBROADCASTD BX, Z2
+	MOVL         $0x3f000000, BX
+	VPBROADCASTD BX, Z3
+	MOVL         $0x3f800000, BX
+	VPBROADCASTD BX, Z4
+	MOVL         $0x42fe0000, BX
+	VPBROADCASTD BX, Z5
+	MOVL         $0xc2fe0000, BX
+	VPBROADCASTD BX, Z6
+	XORQ         BX, BX
+	XORQ         SI, SI
+
+qi8AVX512_loop:
+	CMPQ         BX, DX
+	JAE          qi8AVX512_end
+	VMULPS       (CX)(BX*1), Z0, Z7
+	VRNDSCALEPS  $0x0b, Z7, Z8
+	VSUBPS       Z8, Z7, Z9
+	VANDPS       Z9, Z1, Z9
+	VANDPS       Z7, Z2, Z10
+	VORPS        Z4, Z10, Z10
+	VCMPPS       $0x1d, Z3, Z9, K1
+	VADDPS       Z10, Z8, K1, Z8
+	VMINPS       Z5, Z8, Z8
+	VMAXPS       Z6, Z8, Z8
+	VCMPPS       $0x07, Z7, Z7, K1
+	VCVTTPS2DQ.Z Z8, K1, Z7
+	VPMOVSDB     Z7, (AX)(SI*1)
+	VMULPS       64(CX)(BX*1), Z0, Z7
+	VRNDSCALEPS  $0x0b, Z7, Z8
+	VSUBPS       Z8, Z7, Z9
+	VANDPS       Z9, Z1, Z9
+	VANDPS       Z7, Z2, Z10
+	VORPS        Z4, Z10, Z10
+	VCMPPS       $0x1d, Z3, Z9, K1
+	VADDPS       Z10, Z8, K1, Z8
+	VMINPS       Z5, Z8, Z8
+	VMAXPS       Z6, Z8, Z8
+	VCMPPS       $0x07, Z7, Z7, K1
+	VCVTTPS2DQ.Z Z8, K1, Z7
+	VPMOVSDB     Z7, 16(AX)(SI*1)
+	VMULPS       128(CX)(BX*1), Z0, Z7
+	VRNDSCALEPS  $0x0b, Z7, Z8
+	VSUBPS       Z8, Z7, Z9
+	VANDPS       Z9, Z1, Z9
+	VANDPS       Z7, Z2, Z10
+	VORPS        Z4, Z10, Z10
+	VCMPPS       $0x1d, Z3, Z9, K1
+	VADDPS       Z10, Z8, K1, Z8
+	VMINPS       Z5, Z8, Z8
+	VMAXPS       Z6, Z8, Z8
+	VCMPPS       $0x07, Z7, Z7, K1
+	VCVTTPS2DQ.Z Z8, K1, Z7
+	VPMOVSDB     Z7, 32(AX)(SI*1)
+	VMULPS       192(CX)(BX*1), Z0, Z7
+	VRNDSCALEPS  $0x0b, Z7, Z8
+	VSUBPS       Z8, Z7, Z9
+	VANDPS       Z9, Z1, Z9
+	VANDPS       Z7, Z2, Z10
+	VORPS        Z4, Z10, Z10
+	VCMPPS       $0x1d, Z3, Z9, K1
+	VADDPS       Z10, Z8, K1, Z8
+	VMINPS       Z5, Z8, Z8
+	VMAXPS       Z6, Z8, Z8
+	VCMPPS       $0x07, Z7, Z7, K1
+	VCVTTPS2DQ.Z Z8, K1, Z7
+	VPMOVSDB     Z7, 48(AX)(SI*1)
+	ADDQ         $0x00000100, BX
+	ADDQ         $0x00000040, SI
+	JMP          qi8AVX512_loop
+
+qi8AVX512_end:
+	VZEROUPPER
+	RET
+
+// func quantAbsMaxAVX2(x *float32, n int) float32
+// Requires: AVX, AVX2, SSE, SSE2
+TEXT ·quantAbsMaxAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	SHLQ         $0x02, CX
+	MOVL         $0x7fffffff, DX
+	MOVD         DX, X0
+	VPBROADCASTD X0, Y0
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y4, Y4, Y4
+	XORQ         DX, DX
+
+qamAVX2_loop:
+	CMPQ   DX, CX
+	JAE    qamAVX2_end
+	VANDPS (AX)(DX*1), Y0, Y5
+	VMAXPS Y1, Y5, Y1
+	VANDPS 32(AX)(DX*1), Y0, Y5
+	VMAXPS Y2, Y5, Y2
+	VANDPS 64(AX)(DX*1), Y0, Y5
+	VMAXPS Y3, Y5, Y3
+	VANDPS 96(AX)(DX*1), Y0, Y5
+	VMAXPS Y4, Y5, Y4
+	ADDQ   $0x00000080, DX
+	JMP    qamAVX2_loop
+
+qamAVX2_end:
+	VMAXPS       Y2, Y1, Y1
+	VMAXPS       Y4, Y3, Y3
+	VMAXPS       Y3, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X0
+	VMAXPS       X0, X1, X0
+	VPSHUFD      $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	MOVSS        X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func quantI8AVX2(dst *int8, x *float32, n int, inv float32)
+// Requires: AVX, AVX2, SSE2
+TEXT ·quantI8AVX2(SB), NOSPLIT, $0-28
+	MOVQ         dst+0(FP), AX
+	MOVQ         x+8(FP), CX
+	MOVQ         n+16(FP), DX
+	SHLQ         $0x02, DX
+	VBROADCASTSS inv+24(FP), Y0
+	MOVL         $0x7fffffff, BX
+	MOVD         BX, X1
+	VPBROADCASTD X1, Y1
+	MOVL         $0x80000000, BX
+	MOVD         BX, X2
+	VPBROADCASTD X2, Y2
+	MOVL         $0x3f000000, BX
+	MOVD         BX, X3
+	VPBROADCASTD X3, Y3
+	MOVL         $0x3f800000, BX
+	MOVD         BX, X4
+	VPBROADCASTD X4, Y4
+	MOVL         $0x42fe0000, BX
+	MOVD         BX, X5
+	VPBROADCASTD X5, Y5
+	MOVL         $0xc2fe0000, BX
+	MOVD         BX, X6
+	VPBROADCASTD X6, Y6
+	MOVQ         $0x0000000400000000, BX
+	MOVQ         BX, X7
+	MOVQ         $0x0000000500000001, BX
+	MOVQ         BX, X8
+	VPUNPCKLQDQ  X8, X7, X7
+	MOVQ         $0x0000000600000002, BX
+	MOVQ         BX, X8
+	MOVQ         $0x0000000700000003, BX
+	MOVQ         BX, X9
+	VPUNPCKLQDQ  X9, X8, X8
+	VINSERTI128  $0x01, X8, Y7, Y7
+	XORQ         BX, BX
+	XORQ         SI, SI
+
+qi8AVX2_loop:
+	CMPQ       BX, DX
+	JAE        qi8AVX2_end
+	VMULPS     (CX)(BX*1), Y0, Y8
+	VROUNDPS   $0x0b, Y8, Y9
+	VSUBPS     Y9, Y8, Y10
+	VANDPS     Y10, Y1, Y10
+	VANDPS     Y8, Y2, Y11
+	VORPS      Y4, Y11, Y11
+	VCMPPS     $0x1d, Y3, Y10, Y10
+	VANDPS     Y11, Y10, Y10
+	VADDPS     Y10, Y9, Y9
+	VMINPS     Y5, Y9, Y9
+	VMAXPS     Y6, Y9, Y9
+	VCMPPS     $0x07, Y8, Y8, Y10
+	VANDPS     Y10, Y9, Y9
+	VCVTTPS2DQ Y9, Y8
+	VMULPS     32(CX)(BX*1), Y0, Y9
+	VROUNDPS   $0x0b, Y9, Y10
+	VSUBPS     Y10, Y9, Y11
+	VANDPS     Y11, Y1, Y11
+	VANDPS     Y9, Y2, Y12
+	VORPS      Y4, Y12, Y12
+	VCMPPS     $0x1d, Y3, Y11, Y11
+	VANDPS     Y12, Y11, Y11
+	VADDPS     Y11, Y10, Y10
+	VMINPS     Y5, Y10, Y10
+	VMAXPS     Y6, Y10, Y10
+	VCMPPS     $0x07, Y9, Y9, Y11
+	VANDPS     Y11, Y10, Y10
+	VCVTTPS2DQ Y10, Y9
+	VMULPS     64(CX)(BX*1), Y0, Y10
+	VROUNDPS   $0x0b, Y10, Y11
+	VSUBPS     Y11, Y10, Y12
+	VANDPS     Y12, Y1, Y12
+	VANDPS     Y10, Y2, Y13
+	VORPS      Y4, Y13, Y13
+	VCMPPS     $0x1d, Y3, Y12, Y12
+	VANDPS     Y13, Y12, Y12
+	VADDPS     Y12, Y11, Y11
+	VMINPS     Y5, Y11, Y11
+	VMAXPS     Y6, Y11, Y11
+	VCMPPS     $0x07, Y10, Y10, Y12
+	VANDPS     Y12, Y11, Y11
+	VCVTTPS2DQ Y11, Y10
+	VMULPS     96(CX)(BX*1), Y0, Y11
+	VROUNDPS   $0x0b, Y11, Y12
+	VSUBPS     Y12, Y11, Y13
+	VANDPS     Y13, Y1, Y13
+	VANDPS     Y11, Y2, Y14
+	VORPS      Y4, Y14, Y14
+	VCMPPS     $0x1d, Y3, Y13, Y13
+	VANDPS     Y14, Y13, Y13
+	VADDPS     Y13, Y12, Y12
+	VMINPS     Y5, Y12, Y12
+	VMAXPS     Y6, Y12, Y12
+	VCMPPS     $0x07, Y11, Y11, Y13
+	VANDPS     Y13, Y12, Y12
+	VCVTTPS2DQ Y12, Y11
+	VPACKSSDW  Y9, Y8, Y8
+	VPACKSSDW  Y11, Y10, Y10
+	VPACKSSWB  Y10, Y8, Y8
+	VPERMD     Y8, Y7, Y8
+	VMOVDQU    Y8, (AX)(SI*1)
+	ADDQ       $0x00000080, BX
+	ADDQ       $0x00000020, SI
+	JMP        qi8AVX2_loop
+
+qi8AVX2_end:
 	VZEROUPPER
 	RET

@@ -14,6 +14,11 @@ func gemvI8AVX512(dots *int32, w *int8, stride int, x *int8, cols int, nstrips i
 //go:noescape
 func gemvA8W4PAVX512(dots *int32, codes *byte, cstride int, tables *int8, tstride int, xp *byte, cols int, nstrips int, kc uint64)
 
+// gemvA8W4GAVX512 writes dots[4s+r] = sum_k (x[k]+128)*table(code) for the rows of nstrips strips of 4, each group's table lut[16*(S2<<4|z)] from its stored pair, x prepared by prepA8W4XAVX512.
+//
+//go:noescape
+func gemvA8W4GAVX512(dots *int32, codes *byte, cstride int, groups *byte, gstride int, lut *int8, xp *byte, cols int, nstrips int, kc uint64)
+
 // prepI8XAVX512 prepares ntok tokens of activations for gemmI8PAVX512.
 //
 //go:noescape
@@ -34,6 +39,11 @@ func gemmI8PStripAVX512(dots *int32, dstride int, w *int8, wstride int, x *byte,
 //go:noescape
 func unpackA8W4AVX512(dst *int8, dstride int, codes *byte, cstride int, tables *int8, tstride int, cols int, nrows int, kc uint64, cpf int, tpf int)
 
+// unpackA8W4GAVX512 writes nrows rows of A8W4 weights (tables from the stored pairs via lut) as int8 in the order of prepared activations.
+//
+//go:noescape
+func unpackA8W4GAVX512(dst *int8, dstride int, codes *byte, cstride int, groups *byte, gstride int, lut *int8, cols int, nrows int, kc uint64, cpf int, gpf int)
+
 // i8EpilogueAVX512 applies rowSum and the scales to n raw sums (see i8Epilogue).
 //
 //go:noescape
@@ -51,3 +61,23 @@ func streamReadAVX512(p *byte, n int) uint64
 
 // vnniPeakAVX512 executes 16*n register-only zmm VPDPBUSD and returns a checksum.
 func vnniPeakAVX512(n int) int32
+
+// quantAbsMaxAVX512 returns max|x[i]| for i < n (n a multiple of 64), skipping NaNs.
+//
+//go:noescape
+func quantAbsMaxAVX512(x *float32, n int) float32
+
+// quantI8AVX512 writes dst[i] = the Go quantiser's int8 of x[i]*inv for i < n (n a multiple of 64).
+//
+//go:noescape
+func quantI8AVX512(dst *int8, x *float32, n int, inv float32)
+
+// quantAbsMaxAVX2 returns max|x[i]| for i < n (n a multiple of 32), skipping NaNs.
+//
+//go:noescape
+func quantAbsMaxAVX2(x *float32, n int) float32
+
+// quantI8AVX2 writes dst[i] = the Go quantiser's int8 of x[i]*inv for i < n (n a multiple of 32).
+//
+//go:noescape
+func quantI8AVX2(dst *int8, x *float32, n int, inv float32)

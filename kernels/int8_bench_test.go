@@ -28,6 +28,7 @@ type benchMat struct {
 	w          []int8
 	codes      []byte
 	tables     []int8
+	groups     []byte // the stored (z, S2) pairs of GemvA8W4G (valid DGQ values)
 	scale      []float32
 	rowSum     []int32
 	x          []int8
@@ -52,6 +53,15 @@ func newBenchMat(rows, cols int, i8, a4 bool) *benchMat {
 		m.tables = make([]int8, len(tb))
 		for i, v := range tb {
 			m.tables[i] = int8(v)
+		}
+		m.groups = make([]byte, rows*a8w4Groups(cols)*2)
+		fillRandom(m.groups, 4)
+		// z 0..15 and S2 8..18: the spread of a DGQ-quantized model (kjv-moe: 143
+		// distinct pairs, 99% of the multipliers in 8..18), so the kernels' table of all
+		// pairs is used as in the engine
+		for i := 0; i < len(m.groups); i += 2 {
+			m.groups[i] &= 15
+			m.groups[i+1] = 8 + m.groups[i+1]%11
 		}
 	}
 	m.scale = make([]float32, rows)
@@ -128,6 +138,22 @@ func BenchmarkGemvA8W4L2(b *testing.B) {
 	})
 }
 
+func BenchmarkGemvA8W4GL2(b *testing.B) {
+	m := newBenchMat(1024, 1024, false, true)
+	bytes := float64(len(m.codes) + len(m.groups))
+	benchISAs(b, func(b *testing.B) {
+		gen := timeIt(func() { gemvA8W4GGeneric(m.out, m.codes, m.groups, m.scale, m.rowSum, m.x, 0.01) }, 20*time.Millisecond)
+		b.SetBytes(int64(bytes))
+		b.ResetTimer()
+		for b.Loop() {
+			GemvA8W4G(m.out, m.codes, m.groups, m.scale, m.rowSum, m.x, 0.01)
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(gen/ns, "x_generic")
+		b.ReportMetric(2*float64(m.rows*m.cols)/ns, "GOPS")
+	})
+}
+
 func BenchmarkGemvI8L2(b *testing.B) {
 	m := newBenchMat(1024, 1024, true, false)
 	benchISAs(b, func(b *testing.B) {
@@ -178,6 +204,25 @@ func BenchmarkGemvA8W4DRAM(b *testing.B) {
 		benchVsStream(b, bytes, func() { StreamRead(m.codes); StreamRead(unsafeBytes(m.tables)) }, func() {
 			chunked(m.rows, 256, func(r0, r1 int) {
 				GemvA8W4(m.out[r0:r1], m.codes[r0*cb:r1*cb], m.tables[r0*tb:r1*tb], m.scale[r0:r1], m.rowSum[r0:r1], m.x, 0.01)
+			})
+		})
+	})
+}
+
+// BenchmarkGemvA8W4GDRAM is BenchmarkGemvA8W4DRAM's matrix read table-free: the bytes
+// streamed (and counted) are the codes and the 2-byte pair of each group.
+func BenchmarkGemvA8W4GDRAM(b *testing.B) {
+	dramMats()
+	m := dramA4
+	cb, gb := m.cols/2, a8w4Groups(m.cols)*2
+	bytes := float64(len(m.codes) + len(m.groups))
+	benchISAs(b, func(b *testing.B) {
+		if Active() == Generic {
+			b.Skip("generic: too slow for a 260 MiB matrix")
+		}
+		benchVsStream(b, bytes, func() { StreamRead(m.codes); StreamRead(m.groups) }, func() {
+			chunked(m.rows, 256, func(r0, r1 int) {
+				GemvA8W4G(m.out[r0:r1], m.codes[r0*cb:r1*cb], m.groups[r0*gb:r1*gb], m.scale[r0:r1], m.rowSum[r0:r1], m.x, 0.01)
 			})
 		})
 	})

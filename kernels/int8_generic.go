@@ -68,6 +68,73 @@ func gemmA8W4Generic(out []float32, rows int, codes []byte, tables []int8, s1 []
 	}
 }
 
+// a8w4Entry is table entry q of the group with stored pair (z, s2) (see A8W4Tables).
+func a8w4Entry(z, s2 byte, q int) int32 {
+	return int32(max(-127, min(127, int(int8(s2))*(q-int(int8(z))))))
+}
+
+// dotA8W4GGeneric is dotA8W4Generic with each group's table entries computed from its
+// stored (z, S2) pair: groups is the row's a8w4Groups(cols) pairs.
+func dotA8W4GGeneric(codes []byte, groups []byte, x []int8) int32 {
+	var s int32
+	for b := 0; b < len(x)/32; b++ {
+		z, s2 := groups[(b/4)*2], groups[(b/4)*2+1]
+		c := codes[b*16 : b*16+16]
+		xb := x[b*32 : b*32+32]
+		for j := 0; j < 16; j++ {
+			s += a8w4Entry(z, s2, int(c[j]&15))*int32(xb[j]) + a8w4Entry(z, s2, int(c[j]>>4))*int32(xb[j+16])
+		}
+	}
+	return s
+}
+
+func gemvA8W4GGeneric(out []float32, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale float32) {
+	cols := len(x)
+	cb, gb := cols/2, a8w4Groups(cols)*2
+	for r := range out {
+		out[r] = s1[r] * xScale * float32(dotA8W4GGeneric(codes[r*cb:(r+1)*cb], groups[r*gb:(r+1)*gb], x))
+	}
+}
+
+func gemmA8W4GGeneric(out []float32, rows int, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale []float32) {
+	cols := len(x) / len(xScale)
+	for t, xs := range xScale {
+		gemvA8W4GGeneric(out[t*rows:(t+1)*rows], codes, groups, s1, rowSum, x[t*cols:(t+1)*cols], xs)
+	}
+}
+
+// rowSumsA8W4GGeneric: per group, the sum of its codes' table entries; a group whose
+// codes all lie where the table is not clamped (the quantizer's guarantee) sums as
+// S2*(sum of codes - n*z) from the code sum alone.
+func rowSumsA8W4GGeneric(rowSum []int32, codes []byte, groups []byte, cols int) {
+	cb, ng := cols/2, a8w4Groups(cols)
+	for r := range rowSum {
+		c, g := codes[r*cb:(r+1)*cb], groups[r*2*ng:(r+1)*2*ng]
+		var s int32
+		for gi := 0; gi < ng; gi++ {
+			gc := c[gi*64 : min(len(c), gi*64+64)]
+			z, s2 := g[2*gi], g[2*gi+1]
+			var qs, lo, hi int
+			lo = 15
+			for _, b := range gc {
+				a, h := int(b&15), int(b>>4)
+				qs += a + h
+				lo, hi = min(lo, a, h), max(hi, a, h)
+			}
+			if e0, e1 := a8w4Entry(z, s2, lo), a8w4Entry(z, s2, hi); int(e0) == int(int8(s2))*(lo-int(int8(z))) && int(e1) == int(int8(s2))*(hi-int(int8(z))) {
+				// no clamped entry between the smallest and largest code (the entries are
+				// affine in q, so the extremes bound them)
+				s += int32(int(int8(s2)) * (qs - 2*len(gc)*int(int8(z))))
+				continue
+			}
+			for _, b := range gc {
+				s += a8w4Entry(z, s2, int(b&15)) + a8w4Entry(z, s2, int(b>>4))
+			}
+		}
+		rowSum[r] = s
+	}
+}
+
 // quantizeI8Generic: scale = absmax/127, dst[i] = round-half-away-from-zero(x[i]*127/absmax),
 // which lies in [-127, 127]. An all-zero (or empty) x gives scale 0 and zeros. NaNs are
 // treated as 0 and ±Inf make the scale +Inf (all outputs 0 except the infinities' signs).
@@ -82,7 +149,13 @@ func quantizeI8Generic(dst []int8, x []float32) float32 {
 		clear(dst[:len(x)])
 		return 0
 	}
-	inv := 127 / amax
+	quantizeI8Values(dst, x, 127/amax)
+	return amax / 127
+}
+
+// quantizeI8Values writes dst[i] = round-half-away-from-zero(x[i]*inv) clamped to
+// [-127, 127], 0 for NaN (the second pass of quantizeI8Generic).
+func quantizeI8Values(dst []int8, x []float32, inv float32) {
 	for i, v := range x {
 		q := float32(math.Round(float64(v * inv)))
 		if q > 127 {
@@ -94,5 +167,4 @@ func quantizeI8Generic(dst []int8, x []float32) float32 {
 		}
 		dst[i] = int8(q)
 	}
-	return amax / 127
 }

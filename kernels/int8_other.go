@@ -22,3 +22,15 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 }
 
 func quantizeI8(dst []int8, x []float32) float32 { return quantizeI8Generic(dst, x) }
+
+func gemvA8W4G(out []float32, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale float32) {
+	gemvA8W4GGeneric(out, codes, groups, s1, rowSum, x, xScale)
+}
+
+func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float32, rowSum []int32, x []int8, xScale []float32) {
+	gemmA8W4GGeneric(out, rows, codes, groups, s1, rowSum, x, xScale)
+}
+
+func rowSumsA8W4G(rowSum []int32, codes []byte, groups []byte, cols int) {
+	rowSumsA8W4GGeneric(rowSum, codes, groups, cols)
+}

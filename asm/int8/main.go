@@ -23,14 +23,18 @@ func main() {
 	ConstraintExpr("!purego")
 	gemvI8()
 	gemvA8W4P()
+	gemvA8W4G()
 	prepI8X()
 	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PAVX512", true)
 	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PStripAVX512", false)
 	unpackA8W4()
+	unpackA8W4G()
 	epilogue()
 	prepA8W4X()
 	streamRead()
 	vnniPeak()
+	quantI8(true)
+	quantI8(false)
 	Generate()
 	fixHeaders()
 }
@@ -895,6 +899,393 @@ func vnniPeak() {
 }
 
 var _ = fmt.Sprint
+
+// quantI8 generates the per-token int8 quantiser's two passes (kernels.QuantizeI8) for
+// AVX-512 (zmm, 16 floats per vector) or AVX2 (ymm, 8): quantAbsMax returns max|x[i]| over
+// n floats (n a multiple of 4 vectors; NaNs are skipped, as the Go loop's a > amax skips
+// them: VMAXPS returns its second source when either is NaN, and the running maximum is
+// that source), quantI8 writes dst[i] = round-half-away-from-zero(x[i]*inv) clamped to
+// [-127, 127] and 0 for NaN, exactly as the Go twin: the product is one float32 VMULPS,
+// the rounding is truncation plus copysign(1) where |fraction| >= 0.5 (the fraction
+// p - trunc(p) is exact in float32, so there is no double rounding), the clamp happens in
+// float32 before the conversion, and NaN lanes are zeroed by an ordered self-compare.
+// The Go side handles the n % (4 vectors) tail with the Go code.
+func quantI8(avx512 bool) {
+	suf, vw := "AVX2", 8
+	vec := func() VecVirtual { return YMM() }
+	if avx512 {
+		suf, vw = "AVX512", 16
+		vec = func() VecVirtual { return ZMM() }
+	}
+	bcast := func(bits uint32) VecVirtual {
+		t := GP32()
+		MOVL(U32(bits), t)
+		v := vec()
+		if avx512 {
+			VPBROADCASTD(t, v)
+		} else {
+			x := XMM()
+			MOVD(t, x)
+			VPBROADCASTD(x, v)
+		}
+		return v
+	}
+	step := 4 * vw * 4 // bytes of x per iteration
+
+	TEXT("quantAbsMax"+suf, NOSPLIT, "func(x *float32, n int) float32")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("quantAbsMax%s returns max|x[i]| for i < n (n a multiple of %d), skipping NaNs.", suf, 4*vw))
+	{
+		x := Load(Param("x"), GP64())
+		n := Load(Param("n"), GP64())
+		SHLQ(U8(2), n)
+		abs := bcast(0x7fffffff)
+		acc := []VecVirtual{vec(), vec(), vec(), vec()}
+		for _, a := range acc {
+			VXORPS(a, a, a)
+		}
+		i := GP64()
+		XORQ(i, i)
+		L := "qam" + suf + "_"
+		Label(L + "loop")
+		CMPQ(i, n)
+		JAE(LabelRef(L + "end"))
+		for k := 0; k < 4; k++ {
+			a := vec()
+			VANDPS(mem(x, i, 1, 4*vw*k), abs, a)
+			VMAXPS(acc[k], a, acc[k]) // NaN in a: acc[k] stays
+		}
+		ADDQ(U32(step), i)
+		JMP(LabelRef(L + "loop"))
+		Label(L + "end")
+		VMAXPS(acc[1], acc[0], acc[0])
+		VMAXPS(acc[3], acc[2], acc[2])
+		VMAXPS(acc[2], acc[0], acc[0])
+		var y Register = acc[0]
+		if avx512 {
+			yy := YMM()
+			VEXTRACTF64X4(U8(1), acc[0], yy)
+			VMAXPS(yy, acc[0].AsY(), yy)
+			y = yy
+		}
+		xx := XMM()
+		VEXTRACTF128(U8(1), y, xx)
+		VMAXPS(xx, y.(VecVirtual).AsX(), xx)
+		x2 := XMM()
+		VPSHUFD(U8(0x4E), xx, x2)
+		VMAXPS(x2, xx, xx)
+		VPSHUFD(U8(0xB1), xx, x2)
+		VMAXPS(x2, xx, xx)
+		Store(xx, ReturnIndex(0))
+		VZEROUPPER()
+		RET()
+	}
+
+	TEXT("quantI8"+suf, NOSPLIT, "func(dst *int8, x *float32, n int, inv float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("quantI8%s writes dst[i] = the Go quantiser's int8 of x[i]*inv for i < n (n a multiple of %d).", suf, 4*vw))
+	{
+		d := Load(Param("dst"), GP64())
+		x := Load(Param("x"), GP64())
+		n := Load(Param("n"), GP64())
+		SHLQ(U8(2), n)
+		inv := vec()
+		VBROADCASTSS(paramMem("inv"), inv)
+		abs := bcast(0x7fffffff)
+		sign := bcast(0x80000000)
+		half := bcast(0x3f000000)
+		one := bcast(0x3f800000)
+		hi := bcast(0x42fe0000) // 127
+		lo := bcast(0xc2fe0000) // -127
+		var perm VecVirtual
+		if !avx512 {
+			// VPACKSSDW/VPACKSSWB interleave the 128-bit lanes: dwords 0,4,1,5,2,6,3,7 of
+			// the packed result hold bytes 0..31 in order after this permutation
+			perm = YMM()
+			t := GP64()
+			MOVQ(U64(0x0000000400000000), t)
+			x0 := XMM()
+			MOVQ(t, x0)
+			MOVQ(U64(0x0000000500000001), t)
+			x1 := XMM()
+			MOVQ(t, x1)
+			VPUNPCKLQDQ(x1, x0, x0) // 0 4 1 5
+			MOVQ(U64(0x0000000600000002), t)
+			x2 := XMM()
+			MOVQ(t, x2)
+			MOVQ(U64(0x0000000700000003), t)
+			x3 := XMM()
+			MOVQ(t, x3)
+			VPUNPCKLQDQ(x3, x2, x2) // 2 6 3 7
+			VINSERTI128(U8(1), x2, x0.AsY(), perm)
+		}
+		i, o := GP64(), GP64()
+		XORQ(i, i)
+		XORQ(o, o)
+		L := "qi8" + suf + "_"
+		Label(L + "loop")
+		CMPQ(i, n)
+		JAE(LabelRef(L + "end"))
+		var ints [4]VecVirtual
+		for k := 0; k < 4; k++ {
+			p := vec()
+			VMULPS(mem(x, i, 1, 4*vw*k), inv, p)
+			t, f, sg := vec(), vec(), vec()
+			if avx512 {
+				VRNDSCALEPS(U8(0x0B), p, t) // truncate, no precision exception
+			} else {
+				VROUNDPS(U8(0x0B), p, t)
+			}
+			VSUBPS(t, p, f)
+			VANDPS(f, abs, f)
+			VANDPS(p, sign, sg)
+			VORPS(one, sg, sg)
+			if avx512 {
+				k1, k2 := K(), K()
+				VCMPPS(U8(0x1D), half, f, k1) // |f| >= 0.5
+				VADDPS(sg, t, k1, t)
+				VMINPS(hi, t, t)
+				VMAXPS(lo, t, t)
+				VCMPPS(U8(0x07), p, p, k2) // ordered: not NaN
+				r := vec()
+				VCVTTPS2DQ_Z(t, k2, r)
+				VPMOVSDB(r, Mem{Base: d, Index: o, Scale: 1, Disp: vw * k})
+			} else {
+				VCMPPS(U8(0x1D), half, f, f) // |f| >= 0.5: all ones
+				VANDPS(sg, f, f)
+				VADDPS(f, t, t)
+				VMINPS(hi, t, t)
+				VMAXPS(lo, t, t)
+				VCMPPS(U8(0x07), p, p, f) // ordered: not NaN
+				VANDPS(f, t, t)
+				r := vec()
+				VCVTTPS2DQ(t, r)
+				ints[k] = r
+			}
+		}
+		if !avx512 {
+			VPACKSSDW(ints[1], ints[0], ints[0])
+			VPACKSSDW(ints[3], ints[2], ints[2])
+			VPACKSSWB(ints[2], ints[0], ints[0])
+			VPERMD(ints[0], perm, ints[0])
+			VMOVDQU(ints[0], Mem{Base: d, Index: o, Scale: 1})
+		}
+		ADDQ(U32(step), i)
+		ADDQ(U32(4*vw), o)
+		JMP(LabelRef(L + "loop"))
+		Label(L + "end")
+		VZEROUPPER()
+		RET()
+	}
+}
+
+// The table-free A8W4 kernels (gemvA8W4G, unpackA8W4G) read each group's stored pair
+// (z, S2) (two bytes, docs/format.md) instead of a 16-byte table: the pair, as the word
+// z | S2<<8, gives with one PEXT (mask 0x7F0F) the index S2<<4 | z into the table of all
+// 2048 valid groups (kernels.a8w4LUT, 32 KiB, built from kernels.A8W4Tables), whose
+// 16-byte entry VBROADCASTI32X4 loads for the VPSHUFB lookups exactly as the table kernels
+// load a row's own table. The per-group cost is two scalar instructions and a load from a
+// table that stays in L1/L2, against 14 fewer bytes streamed per 128 weights. (Building the
+// tables in registers instead, from the pairs widened to words, multiplied and packed,
+// measured 77-80% of the streaming read loop against the table kernel's 94%: it added
+// about 3 vector instructions per group on the ports the lookups use.) The index is
+// masked, so any bytes read safely; pairs outside z 0..15, S2 0..127 (which the engine
+// refuses at load) give the table of z&15, S2&127.
+
+// a8w4LUTIndex loads the pair at src and leaves its LUT byte offset (16*(S2<<4 | z)) in
+// a new register.
+func a8w4LUTIndex(src Mem, mask Register) Register {
+	w, idx := GP32(), GP32()
+	MOVWLZX(src, w)
+	PEXTL(mask.(GPVirtual).As32(), w, idx)
+	SHLL(U8(4), idx)
+	return idx.As64()
+}
+
+// gemvA8W4G: gemvA8W4P with each group's table taken from the LUT by its stored pair
+// (see above): the same sequential walk of the rows of each strip of 4 on activations
+// prepared by prepA8W4X and the same prefetch of the code stream.
+func gemvA8W4G() {
+	TEXT("gemvA8W4GAVX512", NOSPLIT, "func(dots *int32, codes *byte, cstride int, groups *byte, gstride int, lut *int8, xp *byte, cols int, nstrips int, kc uint64)")
+	Pragma("noescape")
+	Doc("gemvA8W4GAVX512 writes dots[4s+r] = sum_k (x[k]+128)*table(code) for the rows of nstrips strips of 4, each group's table lut[16*(S2<<4|z)] from its stored pair, x prepared by prepA8W4XAVX512.")
+	kc := K()
+	{
+		t := Load(Param("kc"), GP64())
+		KMOVQ(t, kc)
+	}
+	c0f := bcastByte(0x0F)
+	full := Load(Param("cols"), GP64()) // table bytes of the full groups = cols/128*16
+	SHRQ(U8(3), full)
+	ANDQ(I32(-16), full)
+	pairs := GP64() // table bytes of the full group pairs
+	MOVQ(full, pairs)
+	ANDQ(I32(-32), pairs)
+	pm := GP64()
+	MOVQ(U32(0x7F0F), pm)
+	x := Load(Param("xp"), GP64())
+	p := Load(Param("codes"), GP64())
+	gr := Load(Param("groups"), GP64())
+	lut := Load(Param("lut"), GP64())
+	d := Load(Param("dots"), GP64())
+	ns := Load(Param("nstrips"), GP64())
+	j, pg := GP64(), GP64()
+
+	Label("a4g_strip")
+	TESTQ(ns, ns)
+	JZ(LabelRef("a4g_done"))
+	var s [4]VecVirtual
+	for r := 0; r < 4; r++ {
+		s[r] = ZMM()
+	}
+	for r := 0; r < 4; r++ {
+		rs := fmt.Sprintf("a4g_r%d_", r)
+		acc := []VecVirtual{s[r], ZMM(), ZMM(), ZMM()}
+		zeroAll(acc)
+		XORQ(j, j)
+		MOVQ(gr, pg)
+		// group at table offset j+off, pair at pg+poff
+		group := func(off, poff int, a0, a1 VecVirtual, masked bool) {
+			var kk Op
+			if masked {
+				kk = kc
+			} else {
+				PREFETCHT0(mem(p, j, 4, a8w4Prefetch+4*off))
+			}
+			idx := a8w4LUTIndex(Mem{Base: pg, Disp: poff}, pm)
+			lo, hi := a8w4Decode(mem(p, j, 4, 4*off), c0f, kk)
+			tbl := ZMM()
+			VBROADCASTI32X4(Mem{Base: lut, Index: idx, Scale: 1}, tbl)
+			if masked {
+				VPSHUFB_Z(lo, tbl, kc, lo)
+				VPSHUFB_Z(hi, tbl, kc, hi)
+			} else {
+				VPSHUFB(lo, tbl, lo)
+				VPSHUFB(hi, tbl, hi)
+			}
+			xa, xb := ZMM(), ZMM()
+			VMOVDQU64(mem(x, j, 8, 8*off), xa)
+			VMOVDQU64(mem(x, j, 8, 8*off+64), xb)
+			VPDPBUSD(lo, xa, a0)
+			VPDPBUSD(hi, xb, a1)
+		}
+		Label(rs + "loop")
+		CMPQ(j, pairs)
+		JAE(LabelRef(rs + "one"))
+		group(0, 0, acc[0], acc[1], false)
+		group(16, 2, acc[2], acc[3], false)
+		ADDQ(U32(32), j)
+		ADDQ(U32(4), pg)
+		JMP(LabelRef(rs + "loop"))
+		Label(rs + "one")
+		CMPQ(j, full)
+		JAE(LabelRef(rs + "tail"))
+		group(0, 0, acc[0], acc[1], false)
+		ADDQ(U32(16), j)
+		ADDQ(U32(2), pg)
+		Label(rs + "tail")
+		KTESTQ(kc, kc)
+		JZ(LabelRef(rs + "sum"))
+		group(0, 0, acc[2], acc[3], true)
+		Label(rs + "sum")
+		VPADDD(acc[1], acc[0], acc[0])
+		VPADDD(acc[3], acc[2], acc[2])
+		VPADDD(acc[2], acc[0], acc[0])
+		ADDQ(paramMem("cstride"), p)
+		ADDQ(paramMem("gstride"), gr)
+	}
+	res := reduce4(s)
+	VMOVDQU32(res, Mem{Base: d})
+	ADDQ(U32(16), d)
+	DECQ(ns)
+	JMP(LabelRef("a4g_strip"))
+	Label("a4g_done")
+	VZEROUPPER()
+	RET()
+}
+
+// unpackA8W4G is unpackA8W4 with each group's table taken from the LUT by its stored pair:
+// nrows rows of int8 weights in the order of prepared activations, the bytes beyond cols
+// zero, and the next strip's codes (cpf bytes further) prefetched into L2, its pairs
+// (gpf further) once per row.
+func unpackA8W4G() {
+	TEXT("unpackA8W4GAVX512", NOSPLIT, "func(dst *int8, dstride int, codes *byte, cstride int, groups *byte, gstride int, lut *int8, cols int, nrows int, kc uint64, cpf int, gpf int)")
+	Pragma("noescape")
+	Doc("unpackA8W4GAVX512 writes nrows rows of A8W4 weights (tables from the stored pairs via lut) as int8 in the order of prepared activations.")
+	kc := K()
+	{
+		t := Load(Param("kc"), GP64())
+		KMOVQ(t, kc)
+	}
+	c0f := bcastByte(0x0F)
+	full := Load(Param("cols"), GP64())
+	SHRQ(U8(3), full)
+	ANDQ(I32(-16), full)
+	pm := GP64()
+	MOVQ(U32(0x7F0F), pm)
+	d := Load(Param("dst"), GP64())
+	p := Load(Param("codes"), GP64())
+	gr := Load(Param("groups"), GP64())
+	lut := Load(Param("lut"), GP64())
+	nr := Load(Param("nrows"), GP64())
+	cpf := Load(Param("cpf"), GP64())
+	j, pg := GP64(), GP64()
+	Label("uag_row")
+	TESTQ(nr, nr)
+	JZ(LabelRef("uag_done"))
+	XORQ(j, j)
+	MOVQ(gr, pg)
+	{
+		t := GP64()
+		Load(Param("gpf"), t)
+		ADDQ(gr, t)
+		PREFETCHT1(Mem{Base: t})
+	}
+	group := func(masked bool) {
+		var kk Op
+		if masked {
+			kk = kc
+		}
+		idx := a8w4LUTIndex(Mem{Base: pg}, pm)
+		lo, hi := a8w4Decode(mem(p, j, 4, 0), c0f, kk)
+		tbl := ZMM()
+		VBROADCASTI32X4(Mem{Base: lut, Index: idx, Scale: 1}, tbl)
+		if masked {
+			VPSHUFB_Z(lo, tbl, kc, lo)
+			VPSHUFB_Z(hi, tbl, kc, hi)
+		} else {
+			VPSHUFB(lo, tbl, lo)
+			VPSHUFB(hi, tbl, hi)
+		}
+		VMOVDQU64(lo, mem(d, j, 8, 0))
+		VMOVDQU64(hi, mem(d, j, 8, 64))
+	}
+	Label("uag_loop")
+	CMPQ(j, full)
+	JAE(LabelRef("uag_tail"))
+	{
+		t := GP64()
+		LEAQ(mem(p, j, 4, 0), t)
+		PREFETCHT1(mem(t, cpf, 1, 0))
+	}
+	group(false)
+	ADDQ(U32(16), j)
+	ADDQ(U32(2), pg)
+	JMP(LabelRef("uag_loop"))
+	Label("uag_tail")
+	KTESTQ(kc, kc)
+	JZ(LabelRef("uag_next"))
+	group(true)
+	Label("uag_next")
+	ADDQ(paramMem("dstride"), d)
+	ADDQ(paramMem("cstride"), p)
+	ADDQ(paramMem("gstride"), gr)
+	DECQ(nr)
+	JMP(LabelRef("uag_row"))
+	Label("uag_done")
+	VZEROUPPER()
+	RET()
+}
 
 // gemmI8Rows x gemmI8Toks is the register block of gemmI8P: 24 accumulators, 6 weight
 // vectors and one activation vector (31 of the 32 zmm registers).
