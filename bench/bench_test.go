@@ -598,7 +598,8 @@ func TestRunExpertBits(t *testing.T) {
 		}
 		return m, func() { m.Close(); lm.Close() }, nil
 	}
-	o := Options{Models: []string{mwq, q8}, Open: open, Prompts: []int{4}, Gens: []int{3}, Reps: 1, Threads: []int{1}, ExpertBits: []int{4, 2, 4}}
+	// tg longer than pp: the batch's context must hold the State's whole cache.
+	o := Options{Models: []string{mwq, q8}, Open: open, Prompts: []int{4}, Gens: []int{6}, Reps: 1, Threads: []int{1}, ExpertBits: []int{4, 2, 4}}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -611,8 +612,8 @@ func TestRunExpertBits(t *testing.T) {
 			bytesAt[x.ExpertBits] = x.BytesToken
 		}
 	}
-	want := []string{"llama 821K MWQ24@2 pp4", "llama 821K MWQ24@2 tg3", "llama 821K MWQ24@4 pp4", "llama 821K MWQ24@4 tg3",
-		"llama 821K MOLE_Q8@0 pp4", "llama 821K MOLE_Q8@0 tg3"}
+	want := []string{"llama 821K MWQ24@2 pp4", "llama 821K MWQ24@2 tg6", "llama 821K MWQ24@4 pp4", "llama 821K MWQ24@4 tg6",
+		"llama 821K MOLE_Q8@0 pp4", "llama 821K MOLE_Q8@0 tg6"}
 	if !slices.Equal(got, want) {
 		t.Errorf("results %q, want %q", got, want)
 	}
@@ -622,8 +623,8 @@ func TestRunExpertBits(t *testing.T) {
 	}
 	var md bytes.Buffer
 	rep.WriteMarkdown(&md)
-	if !strings.Contains(md.String(), "| threads | expert bits | test |") || !strings.Contains(md.String(), "| 1 | 2 | tg3 |") ||
-		!strings.Contains(md.String(), "| 1 | - | tg3 |") {
+	if !strings.Contains(md.String(), "| threads | expert bits | test |") || !strings.Contains(md.String(), "| 1 | 2 | tg6 |") ||
+		!strings.Contains(md.String(), "| 1 | - | tg6 |") {
 		t.Errorf("markdown:\n%s", md.String())
 	}
 	var csvb bytes.Buffer

@@ -215,7 +215,8 @@ func newRunner(o Options, m *engine.Model) *runner {
 		items: make([]engine.BatchItem, min(maxP, 512)),
 	}
 	if maxP > 0 && !o.Serial {
-		r.batch = m.NewBatch(min(maxP, 512), max(maxP, 1))
+		// The batch's context must hold the State's whole cache, which tg sizes too.
+		r.batch = m.NewBatch(min(maxP, 512), max(maxP, maxN, 1))
 	}
 	return r
 }
