@@ -306,34 +306,44 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	}
 	// Each token block's activations are prepared once (x+128), in rows padded to whole
 	// 64-byte vectors plus one more, so that the T rows a tile reads side by side do not
-	// all fall into the same L1 set when cols is a multiple of 4096.
+	// all fall into the same L1 set when cols is a multiple of 4096. The weights get the
+	// same treatment one strip of R rows at a time (copied into a padded buffer once per
+	// token block): read in place, six rows 4096 bytes apart alias in L1 and the kernel
+	// ran at 46% of the VPDPBUSD peak, against 76% for A8W4, whose strips are unpacked
+	// into such a buffer anyway.
 	ps := (cols+63)&^63 + 64
 	block := gemmTokenBlock(ps)
 	bp := xPrep.Get().(*[]byte)
-	if need := min(block, ntok) * ps; cap(*bp) < need {
+	if need := (min(block, ntok) + R) * ps; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
-	xp := (*bp)[:cap(*bp)]
-	ns := rows / R
-	rr := rows - R
-	strips := func(d, xo, ntiles int) {
-		gemmI8PAVX512(&dots[d], rows, &w[0], cols, &xp[xo], ps, cols, ns, ntiles, m0)
-		if rows%R != 0 { // overlapping last strip (rows >= R)
-			gemmI8PAVX512(&dots[d+rr], rows, &w[rr*cols], cols, &xp[xo], ps, cols, 1, ntiles, m0)
-		}
+	buf := (*bp)[:cap(*bp)]
+	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
+	xp := buf[R*ps:]
+	strip := func(r0, t0, xo, ntiles int) {
+		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, cols, 1, ntiles, m0)
 	}
 	for t0 := 0; t0 < ntok; t0 += block {
 		nt := min(block, ntok-t0)
-		prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt)
-		if nt >= T {
-			strips(t0*rows, 0, nt/T)
+		// tokens [t0, t0+nt/T*T) in whole tiles, then an overlapping tile of the last T
+		// tokens (ntok >= T) when nt is not a multiple of T
+		tl, xl := t0+nt-T, max(nt-T, 0)*ps
+		if nt < T {
+			prepI8XAVX512(&xp[0], ps, &x[tl*cols], cols, cols, T)
+		} else {
+			prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt)
 		}
-		if nt%T != 0 {
-			// overlapping tile of the last T tokens (ntok >= T)
-			if nt < T {
-				prepI8XAVX512(&xp[0], ps, &x[(t0+nt-T)*cols], cols, cols, T)
+		for r0 := 0; r0 < rows; r0 += R {
+			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
+			for i := range R {
+				copy(wu[i*ps:i*ps+cols], w[(r0+i)*cols:(r0+i+1)*cols])
 			}
-			strips((t0+nt-T)*rows, max(nt-T, 0)*ps, 1)
+			if nt >= T {
+				strip(r0, t0, 0, nt/T)
+			}
+			if nt%T != 0 {
+				strip(r0, tl, xl, 1)
+			}
 		}
 	}
 	xPrep.Put(bp)
