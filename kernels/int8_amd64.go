@@ -304,49 +304,17 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	if cols%64 != 0 {
 		m0 = maskBytes(32)
 	}
-	// Each token block's activations are prepared once (x+128), in rows padded to whole
-	// 64-byte vectors plus one more, so that the T rows a tile reads side by side do not
-	// all fall into the same L1 set when cols is a multiple of 4096. The weights get the
-	// same treatment one strip of R rows at a time (copied into a padded buffer once per
-	// token block): read in place, six rows 4096 bytes apart alias in L1 and the kernel
-	// ran at 46% of the VPDPBUSD peak, against 76% for A8W4, whose strips are unpacked
-	// into such a buffer anyway.
-	ps := (cols+63)&^63 + 64
-	block := gemmTokenBlock(ps)
-	bp := xPrep.Get().(*[]byte)
-	if need := (min(block, ntok) + R) * ps; cap(*bp) < need {
-		*bp = make([]byte, need)
-	}
-	buf := (*bp)[:cap(*bp)]
-	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
-	xp := buf[R*ps:]
-	strip := func(r0, t0, xo, ntiles int) {
-		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, cols, 1, ntiles, m0)
-	}
-	for t0 := 0; t0 < ntok; t0 += block {
-		nt := min(block, ntok-t0)
-		// tokens [t0, t0+nt/T*T) in whole tiles, then an overlapping tile of the last T
-		// tokens (ntok >= T) when nt is not a multiple of T
-		tl, xl := t0+nt-T, max(nt-T, 0)*ps
-		if nt < T {
-			prepI8XAVX512(&xp[0], ps, &x[tl*cols], cols, cols, T)
-		} else {
-			prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt)
-		}
-		for r0 := 0; r0 < rows; r0 += R {
-			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
-			for i := range R {
+	// Read in place, the six rows of a strip sit cols bytes apart and alias in L1 when
+	// cols is a multiple of 4096 (the kernel ran at 46% of the VPDPBUSD peak, against 76%
+	// for A8W4, whose strips are unpacked into a padded buffer anyway): each strip is
+	// copied into the padded buffer once per token block.
+	gemmStripsAVX512(dots, rows, ntok, cols, (cols+63)&^63, m0,
+		func(xp []byte, ps, t0, n int) { prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n) },
+		func(wu []int8, ps, r0 int) {
+			for i := range gemmI8Rows {
 				copy(wu[i*ps:i*ps+cols], w[(r0+i)*cols:(r0+i+1)*cols])
 			}
-			if nt >= T {
-				strip(r0, t0, 0, nt/T)
-			}
-			if nt%T != 0 {
-				strip(r0, tl, xl, 1)
-			}
-		}
-	}
-	xPrep.Put(bp)
+		})
 	for t, xs := range xScale {
 		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], wScale, rowSum, xs)
 	}
@@ -376,43 +344,12 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 	dots := asInt32(out)
 	kc, kx0, kx1 := a4Masks(cols)
 	cb, tb := cols/2, a8w4Groups(cols)*16
-	// Prepared activations and unpacked weights: rows of whole groups, padded by one
-	// vector (see gemmI8).
-	pc := a8w4Groups(cols) * 128
-	ps := pc + 64
-	block := gemmTokenBlock(ps)
-	bp := xPrep.Get().(*[]byte)
-	if need := (min(block, ntok) + R) * ps; cap(*bp) < need {
-		*bp = make([]byte, need)
-	}
-	buf := (*bp)[:cap(*bp)]
-	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
-	xp := buf[R*ps:]
-	strip := func(r0, t0, xo, ntiles int) {
-		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, pc, 1, ntiles, 0)
-	}
-	for t0 := 0; t0 < ntok; t0 += block {
-		nt := min(block, ntok-t0)
-		// tokens [t0, t0+nt/T*T) in whole tiles, then an overlapping tile of the last T
-		// tokens (ntok >= T) when nt is not a multiple of T
-		tl, xl := t0+nt-T, max(nt-T, 0)*ps
-		if nt < T {
-			prepA8W4XAVX512(&xp[0], ps, &x[tl*cols], cols, cols, T, kx0, kx1)
-		} else {
-			prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt, kx0, kx1)
-		}
-		for r0 := 0; r0 < rows; r0 += R {
-			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
-			unpackA8W4AVX512(&wu[0], ps, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, R, kc, R*cb, R*tb)
-			if nt >= T {
-				strip(r0, t0, 0, nt/T)
-			}
-			if nt%T != 0 {
-				strip(r0, tl, xl, 1)
-			}
-		}
-	}
-	xPrep.Put(bp)
+	pc := a8w4Groups(cols) * 128 // unpacked rows are whole groups, padding codes zero
+	gemmStripsAVX512(dots, rows, ntok, pc, pc, 0,
+		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
+		func(wu []int8, ps, r0 int) {
+			unpackA8W4AVX512(&wu[0], ps, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*tb)
+		})
 	for t, xs := range xScale {
 		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
 	}
@@ -450,10 +387,27 @@ func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float3
 // ntok >= T): raw sums into dots, token-major.
 func gemmA8W4GDots(dots []int32, rows int, codes []byte, groups []byte, x []int8, ntok int) {
 	cols := len(x) / ntok
-	const R, T = gemmI8Rows, gemmI8Toks
 	kc, kx0, kx1 := a4Masks(cols)
 	cb, gb := cols/2, a8w4Groups(cols)*2
-	pc := a8w4Groups(cols) * 128
+	pc := a8w4Groups(cols) * 128 // unpacked rows are whole groups, padding codes zero
+	gemmStripsAVX512(dots, rows, ntok, pc, pc, 0,
+		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
+		func(wu []int8, ps, r0 int) {
+			unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*gb)
+		})
+}
+
+// gemmStripsAVX512 is the loop the AVX-512 int8 and A8W4 GEMMs share (rows >= gemmI8Rows,
+// ntok >= gemmI8Toks): per token block, prep prepares n tokens from t0 into rows ps bytes
+// apart; per strip of gemmI8Rows rows from r0 (the last one overlapping), fill writes
+// them as int8 rows ps apart; then gemmI8PStripAVX512 multiplies the strip by the block
+// in tiles of gemmI8Toks tokens (the last one overlapping) over kcols columns (m0 masks
+// a 32-column tail). Rows of both are pc bytes (kcols rounded up to whole vectors) plus
+// one vector, so that the rows a tile
+// reads side by side do not fall into one L1 set when cols is a multiple of 4096. Raw
+// sums go to dots, token-major.
+func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep func(xp []byte, ps, t0, n int), fill func(wu []int8, ps, r0 int)) {
+	const R, T = gemmI8Rows, gemmI8Toks
 	ps := pc + 64
 	block := gemmTokenBlock(ps)
 	bp := xPrep.Get().(*[]byte)
@@ -464,19 +418,21 @@ func gemmA8W4GDots(dots []int32, rows int, codes []byte, groups []byte, x []int8
 	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
 	xp := buf[R*ps:]
 	strip := func(r0, t0, xo, ntiles int) {
-		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, pc, 1, ntiles, 0)
+		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, kcols, 1, ntiles, m0)
 	}
 	for t0 := 0; t0 < ntok; t0 += block {
 		nt := min(block, ntok-t0)
+		// tokens [t0, t0+nt/T*T) in whole tiles, then an overlapping tile of the last T
+		// tokens (ntok >= T) when nt is not a multiple of T
 		tl, xl := t0+nt-T, max(nt-T, 0)*ps
 		if nt < T {
-			prepA8W4XAVX512(&xp[0], ps, &x[tl*cols], cols, cols, T, kx0, kx1)
+			prep(xp, ps, tl, T)
 		} else {
-			prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, nt, kx0, kx1)
+			prep(xp, ps, t0, nt)
 		}
 		for r0 := 0; r0 < rows; r0 += R {
 			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
-			unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, R, kc, R*cb, R*gb)
+			fill(wu, ps, r0)
 			if nt >= T {
 				strip(r0, t0, 0, nt/T)
 			}
