@@ -283,7 +283,7 @@ func gemmTokenBlock(ps int) int {
 	return max(gemmI8Toks, min(gemmTokenBlockMax, gemmBlockBytes/ps)&^(gemmI8Toks-1))
 }
 
-// gemmI8Rows x gemmI8Toks is the register block of gemmI8PAVX512 (asm/int8 gemmI8P).
+// gemmI8Rows x gemmI8Toks is the register block of gemmI8PStripAVX512 (asm/int8 gemmI8P).
 const (
 	gemmI8Rows = 6
 	gemmI8Toks = 4

@@ -19,15 +19,10 @@ func gemvA8W4PAVX512(dots *int32, codes *byte, cstride int, tables *int8, tstrid
 //go:noescape
 func gemvA8W4GAVX512(dots *int32, codes *byte, cstride int, groups *byte, gstride int, lut *int8, xp *byte, cols int, nstrips int, kc uint64)
 
-// prepI8XAVX512 prepares ntok tokens of activations for gemmI8PAVX512.
+// prepI8XAVX512 prepares ntok tokens of activations for gemmI8PStripAVX512.
 //
 //go:noescape
 func prepI8XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int)
-
-// gemmI8PAVX512: dots[t*dstride+6s+r] = sum_k x[t*xstride+k]*w[(6s+r)*wstride+k] for s < nstrips, r < 6, t < 4*ntiles (x prepared: x+128).
-//
-//go:noescape
-func gemmI8PAVX512(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, m0 uint64)
 
 // gemmI8PStripAVX512: dots[t*dstride+6s+r] = sum_k x[t*xstride+k]*w[(6s+r)*wstride+k] for s < nstrips, r < 6, t < 4*ntiles (x prepared: x+128).
 //

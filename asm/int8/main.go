@@ -25,8 +25,7 @@ func main() {
 	gemvA8W4P()
 	gemvA8W4G()
 	prepI8X()
-	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PAVX512", true)
-	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PStripAVX512", false)
+	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PStripAVX512")
 	unpackA8W4()
 	unpackA8W4G()
 	epilogue()
@@ -347,7 +346,7 @@ func gemvA8W4P() {
 func prepI8X() {
 	TEXT("prepI8XAVX512", NOSPLIT, "func(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int)")
 	Pragma("noescape")
-	Doc("prepI8XAVX512 prepares ntok tokens of activations for gemmI8PAVX512.")
+	Doc("prepI8XAVX512 prepares ntok tokens of activations for gemmI8PStripAVX512.")
 	c80 := bcastByte(0x80)
 	d := Load(Param("dst"), GP64())
 	x := Load(Param("x"), GP64())
@@ -404,14 +403,15 @@ func prepI8X() {
 // R*T accumulators over all cols (64 per step: R weight vectors and T activation vectors
 // loaded once each per step, R*T VPDPBUSD, no other vector instruction). The driver keeps
 // a block of tokens small enough for L2, so a strip's weights stay in L1 across its tiles
-// and only the activations stream from L2: 64/R bytes of L2 traffic per VPDPBUSD. With
-// pfNext, the first R tiles of a strip each prefetch one row of the next strip into L2,
-// so that the next strip does not start by waiting for L3. m0 masks the weights of a
+// and only the activations stream from L2: 64/R bytes of L2 traffic per VPDPBUSD. The
+// drivers copy or unpack each strip into a padded buffer first (kernels/int8_amd64.go
+// gemmStripsAVX512), so an earlier variant that prefetched the next strip of the matrix
+// itself into L2 had nothing left to do and was removed. m0 masks the weights of a
 // 32-column tail. Measured on the development VM (thread CPU time, 240 tokens x 1536 rows
 // x 4096, machine loaded): 6x4 with prefetch 520-535 GOPS (80% of the register-only
 // VPDPBUSD loop), 6x4 without 505, 4x6 and 8x2 495-510, 4x4 485, and the previous 4x4
 // kernel that added 128 to x itself (gemmI8, since removed) 390.
-func gemmI8P(R, T int, name string, pfNext bool) {
+func gemmI8P(R, T int, name string) {
 	TEXT(name, NOSPLIT, "func(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, m0 uint64)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s: dots[t*dstride+%ds+r] = sum_k x[t*xstride+k]*w[(%ds+r)*wstride+k] for s < nstrips, r < %d, t < %d*ntiles (x prepared: x+128).", name, R, R, R, T))
@@ -426,8 +426,6 @@ func gemmI8P(R, T int, name string, pfNext bool) {
 	locX := AllocLocal(8) // x of the current tile
 	locD := AllocLocal(8) // dots of the current tile
 	locT := AllocLocal(8) // tiles left
-	locP := AllocLocal(8) // next strip row to prefetch during this tile
-	locN := AllocLocal(8) // tiles left that prefetch a row of the next strip
 
 	Label(L("strip"))
 	{
@@ -440,16 +438,6 @@ func gemmI8P(R, T int, name string, pfNext bool) {
 		MOVQ(t, locD)
 		Load(Param("ntiles"), t)
 		MOVQ(t, locT)
-		if pfNext {
-			// the next strip starts R rows further
-			Load(Param("w"), t)
-			ws := Load(Param("wstride"), GP64())
-			IMUL3Q(U32(R), ws, ws)
-			ADDQ(ws, t)
-			MOVQ(t, locP)
-			MOVQ(U32(R), t)
-			MOVQ(t, locN)
-		}
 	}
 
 	Label(L("tile"))
@@ -507,29 +495,6 @@ func gemmI8P(R, T int, name string, pfNext bool) {
 				VPDPBUSD(wr[r], xu, acc[r][u])
 			}
 		}
-	}
-	if pfNext {
-		// The first R tiles of a strip each prefetch one row of the next strip into L2
-		// (one PREFETCHT1 per step), so that the next strip's first tile does not wait
-		// for L3.
-		t := GP64()
-		MOVQ(locN, t)
-		TESTQ(t, t)
-		JZ(LabelRef(L("loop")))
-		DECQ(t)
-		MOVQ(t, locN)
-		pn := GP64()
-		MOVQ(locP, pn)
-		Load(Param("wstride"), t)
-		ADDQ(pn, t)
-		MOVQ(t, locP)
-		Label(L("pfloop"))
-		CMPQ(i, full)
-		JAE(LabelRef(L("tail")))
-		PREFETCHT1(mem(pn, i, 1, 0))
-		step(false)
-		ADDQ(U32(64), i)
-		JMP(LabelRef(L("pfloop")))
 	}
 	Label(L("loop"))
 	CMPQ(i, full)
