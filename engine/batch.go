@@ -470,19 +470,6 @@ func (b *Batch) ffnUp(lo, hi int) {
 			base += pt.rows
 			continue
 		}
-		if a < e && pt.gate.mwq != nil && pt.up.mwq != nil {
-			// MWQ has no GEMM: one fused GEMV per user over the chunk's rows (rows are
-			// independent, so these are the bits of Forward's row blocks too), not a
-			// kernel call per row and user.
-			for k, u := range pt.users {
-				xq := pt.xq[k*qn : (k+1)*qn]
-				o := u.item*b.hidden + u.off
-				pt.gate.MulRowsQ(b.h[o+a-base:o+e-base], a-base, e-base, xq)
-				pt.up.MulRowsQ(b.u[o+a-base:o+e-base], a-base, e-base, xq)
-			}
-			base += pt.rows
-			continue
-		}
 		for r := a; r < e; r++ {
 			i := r - base
 			for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
@@ -536,17 +523,6 @@ func (b *Batch) ffnDown(lo, hi int) {
 				}
 				continue
 			}
-			if pt.down.mwq != nil {
-				for k, u := range pt.users {
-					out := tile[:r1-r0]
-					pt.down.MulRowsQ(out, r0, r1, pt.hq[k*pt.hqn:(k+1)*pt.hqn])
-					o := (u.item*kParts + u.slot) * ne
-					for r := r0; r < r1; r++ {
-						b.part[o+r] = u.w * out[r-r0]
-					}
-				}
-				continue
-			}
 			for r := r0; r < r1; r++ {
 				for u0 := 0; u0 < len(pt.users); u0 += dotGroup {
 					us := pt.users[u0:min(u0+dotGroup, len(pt.users))]
@@ -593,7 +569,7 @@ func (b *Batch) runMM(p *Pool) {
 		b.quantRows(p, b.xq, qn, j.in, j.inDim, j.n, x8, xs, pc)
 		j.gin = gemmIn{q: b.xq[:j.n*qn], qn: qn}
 		if x8 != nil {
-			j.gin = gemmIn{x8: x8, pc: pc, xs: xs}
+			j.gin.x8, j.gin.pc, j.gin.xs = x8, pc, xs // (the encodings stay for MWQ)
 		}
 	}
 	p.RunChunk(j.rows, b.chunk(j.rows, j.inDim*j.n), b.mmRun)

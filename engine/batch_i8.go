@@ -17,29 +17,37 @@ import (
 
 // gemmIn is the input of a GEMM over a run of tokens, in the form m.gemmRows takes.
 type gemmIn struct {
-	q  []byte // Q8_0/Q4_0: the tokens' Q8_0 blocks one after the other, qn bytes each
+	// The tokens' encoded inputs one after the other, qn bytes each: Q8_0 blocks for
+	// Q8_0/Q4_0, I8 act encodings (int8 values, scale, group sums) for MWQ.
+	q  []byte
 	qn int
 	x8 []int8    // MOLE_Q8/MOLE_A8W4: int8 activations, pc per token
 	pc int       // padded width of a token's row in x8
 	xs []float32 // per-token scales of x8
 }
 
-// tokens returns the input of tokens t0..t1-1.
+// tokens returns the input of tokens t0..t1-1 (in each form it holds).
 func (g *gemmIn) tokens(t0, t1 int) gemmIn {
+	var r gemmIn
 	if g.x8 != nil {
-		return gemmIn{x8: g.x8[t0*g.pc : t1*g.pc], pc: g.pc, xs: g.xs[t0:t1]}
+		r.x8, r.pc, r.xs = g.x8[t0*g.pc:t1*g.pc], g.pc, g.xs[t0:t1]
 	}
-	return gemmIn{q: g.q[t0*g.qn : t1*g.qn], qn: g.qn}
+	if g.q != nil {
+		r.q, r.qn = g.q[t0*g.qn:t1*g.qn], g.qn
+	}
+	return r
 }
 
 // gemm reports whether products with m run on a GEMM kernel (kernels.GemmQ8_0/GemmQ4_0,
 // or GemmI8/GemmA8W4G for mole's int8 types), which reads each row once for all the tokens
-// of a step and equals the GEMV Forward uses per token bit for bit.
+// of a step and equals the GEMV Forward uses per token bit for bit. MWQ's gemmRows is one
+// fused GEMV per token over the rows (mwqMatrix.gemmRows): the same bits as Forward's row
+// blocks, through the same calls as the other types.
 func (m *Matrix) gemm() bool {
 	if m.mole != nil {
 		return !moleRowPath
 	}
-	return m.mwq == nil && (m.qk == qkQ8_0 || m.qk == qkQ4_0)
+	return m.mwq != nil || m.qk == qkQ8_0 || m.qk == qkQ4_0
 }
 
 // moleRowPath sends mole's int8 types down the row path in a Batch (one GEMV per token,
@@ -51,6 +59,10 @@ var moleRowPath = false
 func (m *Matrix) gemmRows(out []float32, lo, hi int, in gemmIn, ntok int) {
 	if p := m.mole; p != nil {
 		p.gemmRows(out, lo, hi, in.x8[:ntok*p.pc], in.xs[:ntok])
+		return
+	}
+	if p := m.mwq; p != nil {
+		p.gemmRows(out, lo, hi, in.q[:ntok*in.qn], in.qn)
 		return
 	}
 	w := m.Data[lo*m.RowBytes : hi*m.RowBytes]
@@ -125,8 +137,10 @@ func (b *Batch) upInputs(qn int) {
 			pt.in = gemmIn{}
 			continue
 		}
-		if b.m.act != actI8 {
-			pt.in = gemmIn{q: pt.xq, qn: qn}
+		// The encoded inputs serve Q8_0/Q4_0 and MWQ; mole's int8 types take the
+		// planar copy.
+		pt.in = gemmIn{q: pt.xq, qn: qn}
+		if b.m.act != actI8 || pt.gate.mole == nil && pt.up.mole == nil {
 			continue
 		}
 		n := len(pt.users)
@@ -134,7 +148,7 @@ func (b *Batch) upInputs(qn int) {
 		for k, u := range pt.users {
 			packI8(x8[k*pc:(k+1)*pc], xs[k:k+1], b.xq[u.item*qn:(u.item+1)*qn], qn, pc, 1)
 		}
-		pt.in = gemmIn{x8: x8, pc: pc, xs: xs}
+		pt.in.x8, pt.in.pc, pt.in.xs = x8, pc, xs
 		o += n
 	}
 }
@@ -149,13 +163,13 @@ func (b *Batch) downInputs() {
 			pt.hin = gemmIn{}
 			continue
 		}
-		if b.m.act != actI8 {
-			pt.hin = gemmIn{q: pt.hq, qn: pt.hqn}
+		pt.hin = gemmIn{q: pt.hq, qn: pt.hqn}
+		if b.m.act != actI8 || pt.down.mole == nil {
 			continue
 		}
 		n, pc := len(pt.users), padCols(pt.rows)
 		x8, xs := b.i8.dn8[o:o+n*pc], b.i8.dns[oo:oo+n]
-		pt.hin = gemmIn{x8: x8, pc: pc, xs: xs}
+		pt.hin.x8, pt.hin.pc, pt.hin.xs = x8, pc, xs
 		o += n * pc
 		oo += n
 	}

@@ -4,8 +4,8 @@ import "testing"
 
 // TestBatchExactMWQ: a batched step of an MWQ model (three sequences, prompts fed
 // together, then one token each per step) gives every sequence the bits State.Forward
-// gives it alone, at 2 and 4 bits — Batch runs MWQ experts as one fused GEMV per user over
-// a chunk of rows, Forward over its own row blocks.
+// gives it alone, at 2 and 4 bits — Batch runs MWQ experts through Matrix.gemmRows (one
+// fused GEMV per token over a tile of rows), Forward over its own row blocks.
 func TestBatchExactMWQ(t *testing.T) {
 	m := loadModelFile(t, fakeMWQPath(t))
 	prompts := []string{schedPrompt, "In the beginning God created", "Blessed are the"}

@@ -17,7 +17,8 @@ import (
 // mwqMatrix is an MWQ matrix bound to its planes; bits is the width products use.
 type mwqMatrix struct {
 	b1, maxBits int
-	groups      int      // Cols / 128
+	cols        int      // the matrix's Cols; rows are stored groups*128 wide
+	groups      int      // Cols / 128, rounded up
 	base        []byte   // Rows*groups base blocks
 	planes      [][]byte // planes[i] is plane b1+1+i: Rows*groups plane blocks
 	use         [][]byte // planes[:bits-b1], what products read
@@ -38,11 +39,11 @@ func mwqBaseBits(dt loader.DType) int {
 // when stacked, e < 0 otherwise) and prepares it to run at its full width.
 func bindMWQ(lm *loader.Model, mm *Matrix, name string, e, nExpert int) error {
 	b1 := mwqBaseBits(mm.DType)
-	if mm.Cols%kernels.MWQGroup != 0 {
-		return fmt.Errorf("tensor %s: MWQ needs a multiple of %d columns, has %d", name, kernels.MWQGroup, mm.Cols)
+	g := (mm.Cols + kernels.MWQGroup - 1) / kernels.MWQGroup
+	if pc := g * kernels.MWQGroup; pc != mm.Cols && pc > mwqPadMaxCols {
+		return fmt.Errorf("tensor %s: %d columns stored padded to %d; mole runs padded MWQ rows up to %d wide", name, mm.Cols, pc, mwqPadMaxCols)
 	}
-	g := mm.Cols / kernels.MWQGroup
-	p := &mwqMatrix{b1: b1, maxBits: b1, groups: g, base: mm.Data}
+	p := &mwqMatrix{b1: b1, maxBits: b1, cols: mm.Cols, groups: g, base: mm.Data}
 	per := mm.Rows * g * kernels.MWQPlaneBlockBytes
 	for k := b1 + 1; ; k++ {
 		t, ok := lm.Tensor(fmt.Sprintf("%s.mwq%d", name, k))
@@ -71,26 +72,68 @@ func (p *mwqMatrix) setBits(bits int) int {
 	return bits
 }
 
+// mwqPadMaxCols bounds the stored width of a padded MWQ matrix (one whose Cols is not a
+// multiple of 128): its products copy the input onto the stack, zero-padded.
+const mwqPadMaxCols = 16384
+
+// mwqPadSmall is the stack copy used for padded rows up to this wide (stories260K-sized
+// models), so that they do not clear the large one for every product.
+const mwqPadSmall = 1024
+
 // mulRows computes rows lo..hi-1 of M·x into out[:hi-lo] from x's I8 act encoding.
+// Rows are stored groups*128 wide; the encoding holds Cols values (rounded up to 32,
+// padded with 0) and the group sums of those, so when Cols is not a multiple of 128 the
+// kernel gets a zero-padded copy of the values: the padded weights, which need not
+// decode to 0 (docs/format.md "MWQ"), then meet zero activations and add exactly 0 to
+// every integer dot, and the group sums already are those of the padded input.
 func (p *mwqMatrix) mulRows(out []float32, lo, hi int, xq []byte) {
-	x8, xs, gsum := actI8View(xq, p.groups*kernels.MWQGroup)
+	x8, xs, gsum := actI8View(xq, p.cols)
+	pc := p.groups * kernels.MWQGroup
+	switch {
+	case len(x8) >= pc:
+		p.gemv(out, lo, hi, x8[:pc], gsum, xs)
+	case pc <= mwqPadSmall:
+		var buf [mwqPadSmall]int8 // on the stack: the hot path must not allocate
+		copy(buf[:], x8)
+		p.gemv(out, lo, hi, buf[:pc], gsum, xs)
+	default:
+		var buf [mwqPadMaxCols]int8
+		copy(buf[:], x8)
+		p.gemv(out, lo, hi, buf[:pc], gsum, xs)
+	}
+}
+
+// gemmRows writes rows lo..hi-1 of the product with the len(xq)/qn tokens whose I8 act
+// encodings (qn bytes each) are packed in xq into out, token-major (out[t*(hi-lo)+r-lo]):
+// one fused GEMV per token, the kernel Forward runs, so a Batch's bits are Forward's.
+// (Each token's activations meet every weight row once; MWQ has no multi-token kernel.)
+func (p *mwqMatrix) gemmRows(out []float32, lo, hi int, xq []byte, qn int) {
+	n := hi - lo
+	for t := range len(xq) / qn {
+		p.mulRows(out[t*n:(t+1)*n], lo, hi, xq[t*qn:(t+1)*qn])
+	}
+}
+
+// gemv runs the kernel on rows lo..hi-1 with the int8 input x (groups*128 values).
+func (p *mwqMatrix) gemv(out []float32, lo, hi int, x []int8, gsum []int32, xs float32) {
 	n := p.groups
 	bb := kernels.MWQBaseBlockBytes(p.b1)
 	var planes [8][]byte // a stack array: the hot path must not allocate
 	for i, pl := range p.use {
 		planes[i] = pl[lo*n*kernels.MWQPlaneBlockBytes : hi*n*kernels.MWQPlaneBlockBytes]
 	}
-	kernels.GemvMWQ(out[:hi-lo], p.base[lo*n*bb:hi*n*bb], p.b1, planes[:len(p.use)], x8[:n*kernels.MWQGroup], gsum, xs)
+	kernels.GemvMWQ(out[:hi-lo], p.base[lo*n*bb:hi*n*bb], p.b1, planes[:len(p.use)], x, gsum[:n], xs)
 }
 
-// rowF32 dequantises row i at the current width into dst (len Cols).
+// rowF32 dequantises row i at the current width into dst (len Cols; the padded
+// columns are not part of the matrix).
 func (p *mwqMatrix) rowF32(i int, dst []float32) {
 	bb := kernels.MWQBaseBlockBytes(p.b1)
 	for g := 0; g < p.groups; g++ {
 		blk := p.base[(i*p.groups+g)*bb:]
 		s := kernels.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
 		z := kernels.F16ToF32(uint16(blk[2]) | uint16(blk[3])<<8)
-		o := dst[g*kernels.MWQGroup : (g+1)*kernels.MWQGroup]
+		o := dst[g*kernels.MWQGroup : min(p.cols, (g+1)*kernels.MWQGroup)]
 		for k := range o {
 			c := 0
 			for j := 0; j < p.b1; j++ {

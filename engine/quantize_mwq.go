@@ -50,7 +50,9 @@ func SetMWQ(o *QuantizeOptions, scheme string) (bool, error) {
 	o.Meta["mole.mwq.base_bits"] = loader.Uint32Value(uint32(cfg.BaseBits))
 	o.Meta["mole.mwq.max_bits"] = loader.Uint32Value(uint32(cfg.MaxBits))
 	o.Encode = func(name string, w []float32, rows, cols, expert int, st *quant.Stats) ([]EncodedTensor, error) {
-		if !mwqExpertName.MatchString(name) || cols%quant.MWQGroup != 0 {
+		if pc := quant.MWQPadCols(cols); !mwqExpertName.MatchString(name) || pc != cols && pc > mwqPadMaxCols {
+			// (Padded rows wider than the engine's stack copy of a padded input stay
+			// MOLE_Q8, so that every file written loads.)
 			return EncodeQ8(w, rows, cols), nil
 		}
 		var H []float64
@@ -61,9 +63,11 @@ func SetMWQ(o *QuantizeOptions, scheme string) (bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts := []EncodedTensor{{DType: baseDT, Shape: []int{rows, cols}, Data: q.Base}}
+		// Rows whose width is not a multiple of 128 are stored padded to the next one,
+		// like the other mole types (docs/format.md "Row padding").
+		ts := []EncodedTensor{{DType: baseDT, Shape: []int{rows, q.PadCols}, Data: q.Base}}
 		for i, p := range q.Planes {
-			ts = append(ts, EncodedTensor{Suffix: fmt.Sprintf(".mwq%d", cfg.BaseBits+1+i), DType: loader.MWQPlane, Shape: []int{rows, cols}, Data: p})
+			ts = append(ts, EncodedTensor{Suffix: fmt.Sprintf(".mwq%d", cfg.BaseBits+1+i), DType: loader.MWQPlane, Shape: []int{rows, q.PadCols}, Data: p})
 		}
 		return ts, nil
 	}

@@ -222,7 +222,7 @@ func (g *schedGlue) bind(j int, L *Layer, en sched.Entry) (gate, up, down *Matri
 		sh, mw, s := &g.shadow[j][p], &g.mw[j][p], src[p]
 		*sh = *s
 		w := s.mwq
-		mw.b1, mw.maxBits, mw.groups = w.b1, w.maxBits, w.groups
+		mw.b1, mw.maxBits, mw.cols, mw.groups = w.b1, w.maxBits, w.cols, w.groups
 		mw.base = g.c.View(j, 0, p)
 		n := en.Bits - w.b1
 		for k := 0; k < n; k++ {

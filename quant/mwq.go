@@ -51,15 +51,22 @@ type MWQConfig struct {
 	WideWeight float64
 }
 
-// MWQTensor is one quantised matrix [Rows, Cols]: Base holds Rows*Cols/128 blocks of
-// MWQBaseDType(BaseBits), Planes[i] (plane k = BaseBits+1+i) Rows*Cols/128 blocks of
-// loader.MWQPlane, both in row-major group order. Byte layouts: docs/format.md.
+// MWQTensor is one quantised matrix [Rows, Cols]. Rows are stored PadCols wide: Cols
+// rounded up to a whole number of groups (docs/format.md "Row padding"). Base holds
+// Rows*PadCols/128 blocks of MWQBaseDType(BaseBits), Planes[i] (plane k = BaseBits+1+i)
+// Rows*PadCols/128 blocks of loader.MWQPlane, both in row-major group order. Byte
+// layouts: docs/format.md.
 type MWQTensor struct {
 	Rows, Cols        int
+	PadCols           int
 	BaseBits, MaxBits int
 	Base              []byte
 	Planes            [][]byte
 }
+
+// MWQPadCols is the stored row width of an MWQ matrix of cols columns: cols rounded up
+// to a whole number of groups.
+func MWQPadCols(cols int) int { return (cols + MWQGroup - 1) / MWQGroup * MWQGroup }
 
 // MWQBaseDType is the tensor type of a base of b1 bits.
 func MWQBaseDType(baseBits int) (loader.DType, error) {
@@ -78,12 +85,19 @@ func MWQBaseBlockBytes(baseBits int) int { return 4 + baseBits*mwqPlaneBytes }
 // MWQPlaneBlockBytes is the size of one residual-plane block: f16 s_k and 16 bytes of bits.
 const MWQPlaneBlockBytes = 2 + mwqPlaneBytes
 
-// QuantizeMWQ quantises w (rows x cols, row-major; cols a multiple of 128) with the Gram
-// matrix H (cols x cols row-major, Σ_t x_t x_t^T over calibration inputs of this matrix;
-// nil means the identity).
+// QuantizeMWQ quantises w (rows x cols, row-major) with the Gram matrix H (cols x cols
+// row-major, Σ_t x_t x_t^T over calibration inputs of this matrix; nil means the
+// identity).
+//
+// When cols is not a multiple of 128, each row is stored padded to MWQPadCols(cols) with
+// target weights 0 in the padded columns. A ±1 plane cannot encode 0, so the padded
+// weights do not decode to 0; the engine feeds those columns zero activations, so they
+// never change a product, and the fit gives them no weight: every error the search and
+// the scale fits measure runs through H's block, whose padded rows and columns are 0, and
+// the ranges and means the candidates start from are taken over the real columns only.
 func QuantizeMWQ(w []float32, rows, cols int, H []float64, cfg MWQConfig) (*MWQTensor, error) {
-	if cols <= 0 || cols%MWQGroup != 0 {
-		return nil, fmt.Errorf("mwq: %d columns are not a multiple of %d", cols, MWQGroup)
+	if cols <= 0 || rows <= 0 {
+		return nil, fmt.Errorf("mwq: %dx%d matrix", rows, cols)
 	}
 	if len(w) != rows*cols {
 		return nil, fmt.Errorf("mwq: %d weights for %dx%d", len(w), rows, cols)
@@ -103,18 +117,34 @@ func QuantizeMWQ(w []float32, rows, cols int, H []float64, cfg MWQConfig) (*MWQT
 	if cfg.WideWeight == 0 {
 		cfg.WideWeight = 1
 	}
-	h := dampedGram(H, cols, cfg.Damp)
-	q := &mwqQuantizer{cfg: cfg, rows: rows, cols: cols, h: h, groups: cols / MWQGroup}
-	q.blocks = make([]gblock, q.groups)
-	for g := range q.blocks {
-		q.blocks[g] = gramBlock(h, cols, g)
-	}
-	wd := make([]float64, len(w))
-	for i, v := range w {
+	for _, v := range w {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, errors.New("mwq: weights contain NaN or Inf")
 		}
-		wd[i] = float64(v)
+	}
+	// Everything below runs on the stored width pc: the weights padded with zeros, H
+	// padded with zero rows and columns (the damping still gives the padded diagonal a
+	// positive entry, which keeps the GPTQ factor defined and, H being block diagonal
+	// between real and padded columns, couples nothing to them).
+	pc := MWQPadCols(cols)
+	wd := make([]float64, rows*pc)
+	for r := 0; r < rows; r++ {
+		for k, v := range w[r*cols : (r+1)*cols] {
+			wd[r*pc+k] = float64(v)
+		}
+	}
+	Hp := H
+	if H != nil && pc != cols {
+		Hp = make([]float64, pc*pc)
+		for i := 0; i < cols; i++ {
+			copy(Hp[i*pc:i*pc+cols], H[i*cols:(i+1)*cols])
+		}
+	}
+	h := dampedGram(Hp, pc, cols, cfg.Damp)
+	q := &mwqQuantizer{cfg: cfg, rows: rows, cols: pc, valid: cols, h: h, groups: pc / MWQGroup}
+	q.blocks = make([]gblock, q.groups)
+	for g := range q.blocks {
+		q.blocks[g] = gramBlock(h, pc, cols, g)
 	}
 	t := q.quantize(wd, nil)
 	if !cfg.GPTQ || H == nil {
@@ -124,12 +154,12 @@ func QuantizeMWQ(w []float32, rows, cols int, H []float64, cfg MWQConfig) (*MWQT
 	// the wide widths' on others (the compensated base leaves residuals the ±1 planes
 	// follow badly). So both are computed and each row keeps the one with the lower
 	// Σ_b log(output error at width b), the score the per-group search uses.
-	u, err := gptqFactor(h, cols)
+	u, err := gptqFactor(h, pc)
 	if err != nil {
 		return nil, err
 	}
 	tg := q.quantize(wd, u)
-	q.pickRows(t, tg, w)
+	q.pickRows(t, tg, wd)
 	return t, nil
 }
 
@@ -139,7 +169,7 @@ func QuantizeMWQ(w []float32, rows, cols int, H []float64, cfg MWQConfig) (*MWQT
 // Rows are independent, so each runs on its own.
 func (q *mwqQuantizer) quantize(wd []float64, u []float64) *MWQTensor {
 	rows, cols, cfg := q.rows, q.cols, q.cfg
-	t := &MWQTensor{Rows: rows, Cols: cols, BaseBits: cfg.BaseBits, MaxBits: cfg.MaxBits}
+	t := &MWQTensor{Rows: rows, Cols: q.valid, PadCols: cols, BaseBits: cfg.BaseBits, MaxBits: cfg.MaxBits}
 	nb := rows * q.groups
 	t.Base = make([]byte, nb*MWQBaseBlockBytes(cfg.BaseBits))
 	t.Planes = make([][]byte, cfg.MaxBits-cfg.BaseBits)
@@ -174,8 +204,9 @@ func (q *mwqQuantizer) quantize(wd []float64, u []float64) *MWQTensor {
 }
 
 // pickRows replaces the rows of t whose score (Σ over widths of log d^T H d, d the row's
-// error at that width) is worse than alt's by alt's.
-func (q *mwqQuantizer) pickRows(t, alt *MWQTensor, w []float32) {
+// error at that width over the real columns) is worse than alt's by alt's. w is the
+// padded weights (rows x q.cols).
+func (q *mwqQuantizer) pickRows(t, alt *MWQTensor, w []float64) {
 	cols, n := q.cols, q.cols
 	hf := make([]float32, n*n)
 	for i, v := range q.h {
@@ -189,7 +220,10 @@ func (q *mwqQuantizer) pickRows(t, alt *MWQTensor, w []float32) {
 		for b := q.cfg.BaseBits; b <= q.cfg.MaxBits; b++ {
 			MWQDequant(row, 1, cols, q.cfg.BaseBits, mt.Base[r*g*bb:(r+1)*g*bb], planes)
 			for k := range d {
-				d[k] = w[r*cols+k] - row[k]
+				d[k] = 0 // padded columns see zero activations
+				if k < q.valid {
+					d[k] = float32(w[r*cols+k]) - row[k]
+				}
 			}
 			for i := range hd {
 				hd[i] = kernels.Dot(hf[i*n:(i+1)*n], d)
@@ -221,14 +255,19 @@ func (q *mwqQuantizer) pickRows(t, alt *MWQTensor, w []float32) {
 
 type mwqQuantizer struct {
 	cfg        MWQConfig
-	rows, cols int
+	rows, cols int // cols: the stored (padded) width
+	valid      int // the real columns, 0..valid-1; the rest are padding
 	groups     int
 	h          []float64 // damped H, cols x cols
 	blocks     []gblock  // blocks[g]: H restricted to group g's columns
 }
 
-// dampedGram returns H + damp*mean(diag H)*I (a fresh copy), or the identity for nil.
-func dampedGram(H []float64, n int, damp float64) []float64 {
+// validIn is the number of real columns in group g (128 but in a padded last group).
+func (q *mwqQuantizer) validIn(g int) int { return min(MWQGroup, q.valid-g*MWQGroup) }
+
+// dampedGram returns H + damp*mean(diag H)*I (a fresh copy), or the identity for nil;
+// the mean is over the real columns 0..valid-1 (H's padded ones are 0).
+func dampedGram(H []float64, n, valid int, damp float64) []float64 {
 	h := make([]float64, n*n)
 	if H == nil {
 		for i := 0; i < n; i++ {
@@ -238,10 +277,10 @@ func dampedGram(H []float64, n int, damp float64) []float64 {
 	}
 	copy(h, H)
 	var tr float64
-	for i := 0; i < n; i++ {
+	for i := 0; i < valid; i++ {
 		tr += h[i*n+i]
 	}
-	d := damp * tr / float64(n)
+	d := damp * tr / float64(valid)
 	if d <= 0 || math.IsNaN(d) {
 		d = 1e-8
 	}
@@ -252,17 +291,20 @@ func dampedGram(H []float64, n int, damp float64) []float64 {
 }
 
 // gramBlock returns H restricted to group g's columns, normalised by its mean diagonal
-// (the scale of H does not change any fit; this keeps float32 far from overflow).
-func gramBlock(h []float64, n, g int) gblock {
+// (the scale of H does not change any fit; this keeps float32 far from overflow). The
+// rows and columns of padded columns (valid and beyond) are 0, so that no error measured
+// through the block counts them.
+func gramBlock(h []float64, n, valid, g int) gblock {
 	o := g * MWQGroup
+	nv := min(MWQGroup, valid-o)
 	var tr float64
-	for i := 0; i < MWQGroup; i++ {
+	for i := 0; i < nv; i++ {
 		tr += h[(o+i)*n+o+i]
 	}
-	norm := float64(MWQGroup) / tr
+	norm := float64(nv) / tr
 	b := make(gblock, MWQGroup*MWQGroup)
-	for i := 0; i < MWQGroup; i++ {
-		for j := 0; j < MWQGroup; j++ {
+	for i := 0; i < nv; i++ {
+		for j := 0; j < nv; j++ {
 			b[i*MWQGroup+j] = float32(h[(o+i)*n+o+j] * norm)
 		}
 	}
@@ -373,7 +415,7 @@ func (q *mwqQuantizer) fitBase(g int, w []float64) (s1, z float64) {
 	levels := 1<<b1 - 1
 	blk := q.blocks[g]
 	mn, mx := w[0], w[0]
-	for _, v := range w {
+	for _, v := range w[:q.validIn(g)] {
 		mn, mx = min(mn, v), max(mx, v)
 	}
 	var (
@@ -452,12 +494,15 @@ func (q *mwqQuantizer) fitPlane(g, plane int, t []float64) float64 {
 	blk := q.blocks[g]
 	var sg, tf, bq, r [MWQGroup]float32
 	var sumAbs float64
+	nv := q.validIn(g)
 	for k, v := range t {
 		tf[k], sg[k] = float32(v), 1
 		if v < 0 {
 			sg[k] = -1
 		}
-		sumAbs += math.Abs(v)
+		if k < nv {
+			sumAbs += math.Abs(v)
+		}
 	}
 	blk.mulVec(&bq, &sg)
 	ls := planeScale(float64(kernels.Dot(sg[:], bq[:])), float64(kernels.Dot(tf[:], bq[:])))
@@ -467,7 +512,7 @@ func (q *mwqQuantizer) fitPlane(g, plane int, t []float64) float64 {
 	}
 	var bt, br [MWQGroup]float32
 	blk.mulVec(&bt, &tf)
-	_, mean := f16(sumAbs / MWQGroup)
+	_, mean := f16(sumAbs / float64(nv))
 	best, bestScore := ls, math.Inf(1)
 	for _, c := range [...]float64{ls, mean, ls * 0.75, ls * 1.25, (ls + mean) / 2} {
 		_, c = f16(c)
@@ -647,21 +692,24 @@ func parallelRows(rows int, f func(r int)) {
 	wg.Wait()
 }
 
-// Dequant writes the weights as read at `bits` (BaseBits..MaxBits) into dst (Rows*Cols).
-// It is the reference the run-time kernels are tested against.
+// Dequant writes the weights as read at `bits` (BaseBits..MaxBits) into dst (Rows*Cols,
+// the padding dropped). It is the reference the run-time kernels are tested against.
 func (t *MWQTensor) Dequant(bits int, dst []float32) {
 	MWQDequant(dst, t.Rows, t.Cols, t.BaseBits, t.Base, t.Planes[:bits-t.BaseBits])
 }
 
-// MWQDequant dequantises a base of b1 bits plus the given planes (in order k = b1+1..).
+// MWQDequant dequantises a base of b1 bits plus the given planes (in order k = b1+1..)
+// of a matrix of rows x cols stored MWQPadCols(cols) wide into dst (rows*cols: the
+// padded columns are not written).
 func MWQDequant(dst []float32, rows, cols, b1 int, base []byte, planes [][]byte) {
-	groups := cols / MWQGroup
+	groups := MWQPadCols(cols) / MWQGroup
 	bb := MWQBaseBlockBytes(b1)
 	for i := 0; i < rows*groups; i++ {
 		blk := base[i*bb : (i+1)*bb]
 		s := kernels.F16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
 		z := kernels.F16ToF32(uint16(blk[2]) | uint16(blk[3])<<8)
-		o := dst[i*MWQGroup : (i+1)*MWQGroup]
+		r, g := i/groups, i%groups
+		o := dst[r*cols+g*MWQGroup : r*cols+min(cols, (g+1)*MWQGroup)]
 		for k := range o {
 			c := 0
 			for j := 0; j < b1; j++ {

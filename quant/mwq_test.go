@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/mole-llm/mole/kernels"
 )
 
 // synthLayer makes a weight matrix and calibration inputs with the traits that make
@@ -129,7 +131,100 @@ func TestMWQLayout(t *testing.T) {
 			t.Fatalf("w[%d] = %v dequantised to %v", i, w[i], dq[i])
 		}
 	}
-	if _, err := QuantizeMWQ(w[:100], 1, 100, nil, MWQConfig{BaseBits: 2, MaxBits: 4}); err == nil {
-		t.Error("100 columns accepted")
+	if _, err := QuantizeMWQ(w[:100], 1, 101, nil, MWQConfig{BaseBits: 2, MaxBits: 4}); err == nil {
+		t.Error("100 weights accepted for 1x101")
+	}
+	if _, err := QuantizeMWQ(nil, 1, 0, nil, MWQConfig{BaseBits: 2, MaxBits: 4}); err == nil {
+		t.Error("0 columns accepted")
+	}
+}
+
+// TestMWQPadded: rows whose width is not a multiple of 128 (64, 200) are stored padded
+// to the next multiple, and the fit of the real columns works as on whole groups: the
+// output error on the calibration inputs falls with every plane, and fitting to H beats
+// fitting weight error at every width (with GPTQ, whose factor spans the padded
+// columns too).
+func TestMWQPadded(t *testing.T) {
+	for _, cols := range []int{64, 200} {
+		const rows = 48
+		w, x, H := synthLayer(rows, cols, 300, uint64(cols))
+		pc := MWQPadCols(cols)
+		outVar := outErr(w, make([]float32, len(w)), rows, cols, x)
+		for _, cfg := range []MWQConfig{{BaseBits: 2, MaxBits: 4, GPTQ: true, GPTQPlanes: true, WideWeight: 2}, {BaseBits: 5, MaxBits: 8, GPTQ: true, GPTQPlanes: true}} {
+			mt, err := QuantizeMWQ(w, rows, cols, H, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mt.Cols != cols || mt.PadCols != pc || len(mt.Base) != rows*pc/MWQGroup*MWQBaseBlockBytes(cfg.BaseBits) {
+				t.Fatalf("cols %d: tensor %d/%d cols, %d base bytes", cols, mt.Cols, mt.PadCols, len(mt.Base))
+			}
+			for _, p := range mt.Planes {
+				if len(p) != rows*pc/MWQGroup*MWQPlaneBlockBytes {
+					t.Fatalf("cols %d: plane of %d bytes", cols, len(p))
+				}
+			}
+			id, err := QuantizeMWQ(w, rows, cols, nil, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dq := make([]float32, len(w))
+			prev := math.Inf(1)
+			var errs []float64
+			for b := cfg.BaseBits; b <= cfg.MaxBits; b++ {
+				mt.Dequant(b, dq)
+				e := outErr(w, dq, rows, cols, x) / outVar
+				id.Dequant(b, dq)
+				ei := outErr(w, dq, rows, cols, x) / outVar
+				errs = append(errs, e)
+				if e >= prev {
+					t.Errorf("cols %d base %d: relative output error %.3g at %d bits not below %.3g", cols, cfg.BaseBits, e, b, prev)
+				}
+				if e >= ei {
+					t.Errorf("cols %d base %d at %d bits: gram fit %.3g not below the weight-error fit %.3g", cols, cfg.BaseBits, b, e, ei)
+				}
+				prev = e
+			}
+			t.Logf("cols %d base %d: relative output error per width %.3g", cols, cfg.BaseBits, errs)
+			checkPaddedBits(t, mt)
+		}
+	}
+}
+
+// checkPaddedBits asserts what docs/format.md says the padded columns of an MWQ tensor
+// hold: base code clamp(round(z), 0, 2^b1-1) (0 when s1 is 0), and plane k's bit set
+// exactly when the padded weight decoded at k-1 bits is <= 0.
+func checkPaddedBits(t *testing.T, mt *MWQTensor) {
+	t.Helper()
+	G := mt.PadCols / MWQGroup
+	c := mt.Cols - (G-1)*MWQGroup
+	bb := MWQBaseBlockBytes(mt.BaseBits)
+	f16 := func(b []byte) float64 { return float64(kernels.F16ToF32(uint16(b[0]) | uint16(b[1])<<8)) }
+	bit := func(plane []byte, k int) int { return int(plane[k/8] >> (k % 8) & 1) }
+	for r := 0; r < mt.Rows; r++ {
+		i := r*G + G - 1
+		blk := mt.Base[i*bb : (i+1)*bb]
+		s1, z := f16(blk[0:]), f16(blk[2:])
+		want := 0
+		if s1 != 0 {
+			want = int(min(max(math.Round(z), 0), float64(int(1)<<mt.BaseBits-1)))
+		}
+		for k := c; k < MWQGroup; k++ {
+			q := 0
+			for j := 0; j < mt.BaseBits; j++ {
+				q |= bit(blk[4+16*j:], k) << j
+			}
+			if q != want {
+				t.Fatalf("row %d padded column %d: base code %d, want %d (z = %v)", r, k, q, want, z)
+			}
+			v := s1 * (float64(q) - z)
+			for p, pl := range mt.Planes {
+				pb := pl[i*MWQPlaneBlockBytes : (i+1)*MWQPlaneBlockBytes]
+				b := bit(pb[2:], k)
+				if (b == 1) != (v <= 0) {
+					t.Fatalf("row %d padded column %d: plane %d bit %d with the weight at %v", r, k, mt.BaseBits+1+p, b, v)
+				}
+				v += f16(pb) * float64(2*b-1)
+			}
+		}
 	}
 }
