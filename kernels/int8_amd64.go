@@ -6,12 +6,14 @@ import (
 	"math"
 	"sync"
 	"unsafe"
+
+	"github.com/klauspost/cpuid/v2"
 )
 
 // amd64 drivers of the int8 kernels. The assembly works on strips of rows (4 in the
-// GEMVs, gemmI8Rows in the AVX-512 GEMMs) and returns raw int32 sums of (x+128)*w into
-// out itself (viewed as []int32); the epilogue subtracts 128*rowSum and applies the
-// scales. Row counts that are not a multiple of the strip recompute the last strip
+// GEMVs, gemmI8Rows in the AVX-512 GEMMs, 3 in the AVX-VNNI and AVX2 GEMMs of
+// int8_vex_amd64.go) and returns raw int32 sums of (x+128)*w into out itself (viewed
+// as []int32); the epilogue subtracts 128*rowSum and applies the scales. Row counts that are not a multiple of the strip recompute the last strip
 // (overlapping strip); GEMVs of fewer than 4 rows run the strip kernel with row stride 0
 // into a stack buffer. GEMM token tails work the same way (an overlapping last tile).
 
@@ -274,10 +276,22 @@ func rowSumsA8W4G(rowSum []int32, codes []byte, groups []byte, cols int) {
 // each), a multiple of gemmI8Toks. 128 tokens of 4096 columns (520 KiB) measured 3-6%
 // faster than 64 on the development VM (2 MiB L2) for both GEMMs (512 x 4096 x 4096,
 // thread CPU time); the byte bound keeps wide rows (FFN down projections) in L2 too.
-const (
-	gemmTokenBlockMax = 128
-	gemmBlockBytes    = 544 << 10
-)
+// The VEX GEMMs (int8_vex_amd64.go) use the same bounds.
+const gemmTokenBlockMax = 128
+
+// gemmBlockBytes is the 544 KiB measured on the 2 MiB L2 of the development VM, but at
+// most half the L2 cpuid reports, so that on CPUs with a small L2 (256 KiB on many AVX2
+// desktops, 512 KiB on Zen 2/3) the block still stays in it; this bound is the usual
+// rule of blocked GEMMs, not measured here (no such CPU at hand).
+var gemmBlockBytes = blockBytesForL2(cpuid.CPU.Cache.L2)
+
+func blockBytesForL2(l2 int) int {
+	const tuned = 544 << 10
+	if l2 <= 0 {
+		return tuned
+	}
+	return min(tuned, max(64<<10, l2/2))
+}
 
 func gemmTokenBlock(ps int) int {
 	return max(gemmI8Toks, min(gemmTokenBlockMax, gemmBlockBytes/ps)&^(gemmI8Toks-1))
@@ -293,6 +307,14 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	ntok := len(xScale)
 	cols := len(x) / ntok
 	const R, T = gemmI8Rows, gemmI8Toks
+	if vexGemmOK(rows, ntok, cols) {
+		dots := asInt32(out)
+		gemmStripsVEX(active, dots, rows, ntok, cols, x, w, nil)
+		for t, xs := range xScale {
+			i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], wScale, rowSum, xs)
+		}
+		return
+	}
 	if active != AVX512 || rows < R || ntok < T || cols == 0 {
 		for t, xs := range xScale {
 			gemvI8(out[t*rows:(t+1)*rows], w, wScale, rowSum, x[t*cols:(t+1)*cols], xs)
@@ -307,14 +329,11 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	// Read in place, the six rows of a strip sit cols bytes apart and alias in L1 when
 	// cols is a multiple of 4096 (the kernel ran at 46% of the VPDPBUSD peak, against 76%
 	// for A8W4, whose strips are unpacked into a padded buffer anyway): each strip is
-	// copied into the padded buffer once per token block.
+	// copied into the padded buffer once per token block, by the first tile of tokens
+	// that multiplies it (gemmI8CStripAVX512).
 	gemmStripsAVX512(dots, rows, ntok, cols, (cols+63)&^63, m0,
 		func(xp []byte, ps, t0, n int) { prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n) },
-		func(wu []int8, ps, r0 int) {
-			for i := range gemmI8Rows {
-				copy(wu[i*ps:i*ps+cols], w[(r0+i)*cols:(r0+i+1)*cols])
-			}
-		})
+		nil, w)
 	for t, xs := range xScale {
 		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], wScale, rowSum, xs)
 	}
@@ -335,6 +354,18 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 	ntok := len(xScale)
 	cols := len(x) / ntok
 	const R, T = gemmI8Rows, gemmI8Toks
+	if vexGemmOK(rows, ntok, cols) {
+		dots := asInt32(out)
+		vr, _ := vexTile(active)
+		cb, tb := cols/2, a8w4Groups(cols)*16
+		gemmStripsVEX(active, dots, rows, ntok, cols, x, nil, func(w8 []int8, ps8, r0 int) {
+			unpackA8W4AVX2(&w8[0], ps8, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, vr)
+		})
+		for t, xs := range xScale {
+			i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
+		}
+		return
+	}
 	if active != AVX512 || rows < R || ntok < T || cols == 0 {
 		for t, xs := range xScale {
 			gemvA8W4(out[t*rows:(t+1)*rows], codes, tables, s1, rowSum, x[t*cols:(t+1)*cols], xs)
@@ -349,7 +380,7 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
 		func(wu []int8, ps, r0 int) {
 			unpackA8W4AVX512(&wu[0], ps, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*tb)
-		})
+		}, nil)
 	for t, xs := range xScale {
 		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
 	}
@@ -368,6 +399,8 @@ func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float3
 	}
 	dots := asInt32(out)
 	switch {
+	case vexGemmOK(rows, ntok, cols):
+		gemmA8W4GVEX(dots, rows, ntok, codes, groups, x)
 	case active != AVX512:
 		a4GByTables(active, dots, ntok, codes, groups, x, nil)
 	case rows < R || ntok < T:
@@ -394,29 +427,39 @@ func gemmA8W4GDots(dots []int32, rows int, codes []byte, groups []byte, x []int8
 		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
 		func(wu []int8, ps, r0 int) {
 			unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*gb)
-		})
+		}, nil)
 }
 
 // gemmStripsAVX512 is the loop the AVX-512 int8 and A8W4 GEMMs share (rows >= gemmI8Rows,
 // ntok >= gemmI8Toks): per token block, prep prepares n tokens from t0 into rows ps bytes
-// apart; per strip of gemmI8Rows rows from r0 (the last one overlapping), fill writes
-// them as int8 rows ps apart; then gemmI8PStripAVX512 multiplies the strip by the block
-// in tiles of gemmI8Toks tokens (the last one overlapping) over kcols columns (m0 masks
-// a 32-column tail). Rows of both are pc bytes (kcols rounded up to whole vectors) plus
-// one vector, so that the rows a tile
-// reads side by side do not fall into one L1 set when cols is a multiple of 4096. Raw
-// sums go to dots, token-major.
-func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep func(xp []byte, ps, t0, n int), fill func(wu []int8, ps, r0 int)) {
+// apart; per strip of gemmI8Rows rows from r0 (the last one overlapping), the strip is
+// written as int8 rows ps apart into a buffer, then gemmI8PStripAVX512 multiplies the
+// strip by the block in tiles of gemmI8Toks tokens (the last one overlapping) over kcols
+// columns (m0 masks a 32-column tail). The strip is written either by fill (A8W4: the
+// unpacked weights), or, when fill is nil, copied from the int8 matrix w (kcols bytes a
+// row) by the first tile, gemmI8CStripAVX512, which multiplies as it copies. Rows of
+// both are pc bytes (kcols rounded up to whole vectors) plus one vector, so that the
+// rows a tile reads side by side do not fall into one L1 set when cols is a multiple of
+// 4096. Raw sums go to dots, token-major.
+func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep func(xp []byte, ps, t0, n int), fill func(wu []int8, ps, r0 int), w []int8) {
 	const R, T = gemmI8Rows, gemmI8Toks
 	ps := pc + 64
 	block := gemmTokenBlock(ps)
 	bp := xPrep.Get().(*[]byte)
-	if need := (min(block, ntok) + R) * ps; cap(*bp) < need {
+	if need := (min(block, ntok)+R)*ps + 4096; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
 	buf := (*bp)[:cap(*bp)]
-	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[0])), R*ps)
-	xp := buf[R*ps:]
+	off := 0
+	if fill == nil {
+		// Place the copy 2 KiB away from its source modulo 4 KiB: the first tile stores a
+		// strip row while it loads the next vector of the rows above, and a load whose
+		// address matches an earlier store's in the low 12 bits waits for it (4K
+		// aliasing). Measured +1-3% of the VPDPBUSD peak on the development VM.
+		off = int(uintptr(unsafe.Pointer(&w[0]))+2048-uintptr(unsafe.Pointer(&buf[0]))) & 4095
+	}
+	wu := unsafe.Slice((*int8)(unsafe.Pointer(&buf[off])), R*ps)
+	xp := buf[off+R*ps:]
 	strip := func(r0, t0, xo, ntiles int) {
 		gemmI8PStripAVX512(&dots[t0*rows+r0], rows, &wu[0], ps, &xp[xo], ps, kcols, 1, ntiles, m0)
 	}
@@ -432,6 +475,17 @@ func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep f
 		}
 		for r0 := 0; r0 < rows; r0 += R {
 			r0 = min(r0, rows-R) // overlapping last strip (rows >= R)
+			if fill == nil {
+				ct0, ctiles := t0, nt/T
+				if nt < T {
+					ct0, ctiles = tl, 1
+				}
+				copyStripI8(&dots[ct0*rows+r0], rows, &w[r0*kcols], kcols, &wu[0], ps, &xp[0], ps, kcols, ctiles, m0)
+				if nt > T && nt%T != 0 {
+					strip(r0, tl, xl, 1)
+				}
+				continue
+			}
 			fill(wu, ps, r0)
 			if nt >= T {
 				strip(r0, t0, 0, nt/T)
@@ -442,6 +496,17 @@ func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep f
 		}
 	}
 	xPrep.Put(bp)
+}
+
+// copyStripI8 calls gemmI8CStripAVX512 (same arguments) from a Go function that is not
+// inlined and calls another, so it has a stack check: a preemption point once per strip
+// (~10 µs), which the loop of gemmStripsAVX512 would otherwise lack (assembly cannot be
+// preempted, and a loop of calls into it has no safe point of its own), so a GEMM of
+// any size keeps GC pauses short. The A8W4 GEMMs get the same from their fill calls.
+//
+//go:noinline
+func copyStripI8(dots *int32, dstride int, w *int8, wstride int, wu *int8, ustride int, x *byte, xstride int, cols int, ntiles int, m0 uint64) {
+	gemmI8CStripAVX512(dots, dstride, w, wstride, wu, ustride, x, xstride, cols, ntiles, m0)
 }
 
 // quantizeI8 runs the generic quantiser's two passes with SIMD over whole blocks of 4

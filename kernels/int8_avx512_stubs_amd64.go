@@ -29,6 +29,11 @@ func prepI8XAVX512(dst *byte, dstride int, x *int8, xstride int, cols int, ntok 
 //go:noescape
 func gemmI8PStripAVX512(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, nstrips int, ntiles int, m0 uint64)
 
+// gemmI8CStripAVX512: dots[t*dstride+r] = sum_k x[t*xstride+k]*w[r*wstride+k] for r < 6, t < 4*ntiles (x prepared: x+128), copying the rows to wu (stride ustride).
+//
+//go:noescape
+func gemmI8CStripAVX512(dots *int32, dstride int, w *int8, wstride int, wu *int8, ustride int, x *byte, xstride int, cols int, ntiles int, m0 uint64)
+
 // unpackA8W4AVX512 writes nrows rows of A8W4 weights as int8 in the order of prepared activations.
 //
 //go:noescape

@@ -38,7 +38,8 @@ func TestUnderQemu(t *testing.T) {
 		wantNot           []string // subtests that must not have passed (paths the CPU lacks)
 	}{
 		{"amd64", "qemu-x86_64-static", "Haswell",
-			[]string{"--- PASS: TestGemvI8Paths/avx2", "--- PASS: TestGemvA8W4Paths/avx2", "--- PASS: TestPeakLoops/avx2", "--- PASS: TestGemvMWQ/avx2"},
+			[]string{"--- PASS: TestGemvI8Paths/avx2", "--- PASS: TestGemvA8W4Paths/avx2", "--- PASS: TestPeakLoops/avx2", "--- PASS: TestGemvMWQ/avx2",
+				"--- PASS: TestGemmPaths/avx2", "--- PASS: TestGemmA8W4GPaths/avx2"},
 			[]string{"--- PASS: TestGemvI8Paths/avx512", "--- PASS: TestGemvI8Paths/avxvnni", "--- PASS: TestPeakLoops/avx512", "--- PASS: TestGemvMWQ/avx512"}},
 		{"arm64", "qemu-aarch64-static", "max", neonMustPass, nil},
 		{"arm64", "qemu-aarch64-static", "cortex-a72", neonMustPass, nil},

@@ -26,6 +26,7 @@ func main() {
 	gemvA8W4G()
 	prepI8X()
 	gemmI8P(gemmI8Rows, gemmI8Toks, "gemmI8PStripAVX512")
+	gemmI8C(gemmI8Rows, gemmI8Toks, "gemmI8CStripAVX512")
 	unpackA8W4()
 	unpackA8W4G()
 	epilogue()
@@ -404,8 +405,8 @@ func prepI8X() {
 // loaded once each per step, R*T VPDPBUSD, no other vector instruction). The driver keeps
 // a block of tokens small enough for L2, so a strip's weights stay in L1 across its tiles
 // and only the activations stream from L2: 64/R bytes of L2 traffic per VPDPBUSD. The
-// drivers copy or unpack each strip into a padded buffer first (kernels/int8_amd64.go
-// gemmStripsAVX512), so an earlier variant that prefetched the next strip of the matrix
+// drivers unpack each strip into a padded buffer first, or copy it there in the first
+// tile (gemmI8C; kernels/int8_amd64.go gemmStripsAVX512), so an earlier variant that prefetched the next strip of the matrix
 // itself into L2 had nothing left to do and was removed. m0 masks the weights of a
 // 32-column tail. Measured on the development VM (thread CPU time, 240 tokens x 1536 rows
 // x 4096, machine loaded): 6x4 with prefetch 520-535 GOPS (80% of the register-only
@@ -512,22 +513,7 @@ func gemmI8P(R, T int, name string) {
 	MOVQ(locD, d)
 	ds := Load(Param("dstride"), GP64())
 	SHLQ(U8(2), ds)
-	for u := 0; u < T; u++ {
-		r := 0
-		for ; r+4 <= R; r += 4 {
-			res := reduce4([4]VecVirtual{acc[r][u], acc[r+1][u], acc[r+2][u], acc[r+3][u]})
-			VMOVDQU32(res, Mem{Base: d, Disp: 4 * r})
-		}
-		if r+2 <= R {
-			res := reduce2(acc[r][u], acc[r+1][u])
-			VMOVQ(res, Mem{Base: d, Disp: 4 * r})
-			r += 2
-		}
-		if r < R {
-			panic("gemmI8P: R must be even")
-		}
-		ADDQ(ds, d)
-	}
+	storeTile(acc, R, T, d, ds)
 	MOVQ(d, locD)
 	{
 		xs := Load(Param("xstride"), GP64())
@@ -556,6 +542,302 @@ func gemmI8P(R, T int, name string) {
 		Store(t, Param("nstrips"))
 	}
 	JMP(LabelRef(L("strip")))
+	Label(L("done"))
+	VZEROUPPER()
+	RET()
+}
+
+// storeTile reduces the R x T accumulators of a gemmI8 tile and stores token u's R sums
+// at d + u*ds (ds in bytes; d is advanced past the T tokens).
+func storeTile(acc [][]VecVirtual, R, T int, d, ds Register) {
+	if R == 6 && T == 4 {
+		storeTile6x4(acc, d, ds)
+		return
+	}
+	for u := 0; u < T; u++ {
+		r := 0
+		for ; r+4 <= R; r += 4 {
+			res := reduce4([4]VecVirtual{acc[r][u], acc[r+1][u], acc[r+2][u], acc[r+3][u]})
+			VMOVDQU32(res, Mem{Base: d, Disp: 4 * r})
+		}
+		if r+2 <= R {
+			res := reduce2(acc[r][u], acc[r+1][u])
+			VMOVQ(res, Mem{Base: d, Disp: 4 * r})
+			r += 2
+		}
+		if r < R {
+			panic("storeTile: R must be even")
+		}
+		ADDQ(ds, d)
+	}
+}
+
+// lanes4 sums each of a, b, c, d within each 128-bit lane: the result holds, in every
+// lane, [sum a, sum b, sum c, sum d] of that lane's four dwords (9 instructions, the
+// inputs clobbered).
+func lanes4(a, b, c, d VecVirtual) VecVirtual {
+	lo, hi := ZMM(), ZMM()
+	VPUNPCKLDQ(b, a, lo) // [a0 b0 a1 b1]
+	VPUNPCKHDQ(b, a, hi) // [a2 b2 a3 b3]
+	VPADDD(hi, lo, a)    // [a02 b02 a13 b13]
+	VPUNPCKLDQ(d, c, lo)
+	VPUNPCKHDQ(d, c, hi)
+	VPADDD(hi, lo, c) // [c02 d02 c13 d13]
+	VPUNPCKLQDQ(c, a, lo)
+	VPUNPCKHQDQ(c, a, hi)
+	VPADDD(hi, lo, a) // [a b c d] of the lane
+	return a
+}
+
+// foldLanes adds 128-bit lanes pairwise: for x = [x0 x1 x2 x3] and y likewise (lanes)
+// it returns [x0+x1, x2+x3, y0+y1, y2+y3] (3 instructions, x clobbered).
+func foldLanes(x, y VecVirtual) VecVirtual {
+	p, q := ZMM(), ZMM()
+	VSHUFI64X2(U8(0x88), y, x, p) // [x0 x2 y0 y2]
+	VSHUFI64X2(U8(0xDD), y, x, q) // [x1 x3 y1 y3]
+	VPADDD(q, p, x)
+	return x
+}
+
+// storeTile6x4 is storeTile for the 6 x 4 tile as a transposing tree on whole zmm
+// registers: 68 instructions (45 shuffles) instead of 148 (84) for reducing each
+// accumulator on its own, which counts since shuffles issue on a port that VPDPBUSD
+// needs: the reduction of a tile of 4096 columns cost ~10% of the tile's time.
+// Rows 0-3 of token u end as lane u of one register; rows 4-5 of tokens (0,1) and (2,3)
+// as lanes 0 and 2 of another.
+func storeTile6x4(acc [][]VecVirtual, d, ds Register) {
+	var g [4]VecVirtual
+	for u := range g {
+		g[u] = lanes4(acc[0][u], acc[1][u], acc[2][u], acc[3][u])
+	}
+	h0 := lanes4(acc[4][0], acc[5][0], acc[4][1], acc[5][1])
+	h1 := lanes4(acc[4][2], acc[5][2], acc[4][3], acc[5][3])
+	f := foldLanes(foldLanes(g[0], g[1]), foldLanes(g[2], g[3])) // lane u: rows 0-3 of token u
+	h := foldLanes(h0, h1)                                       // [H0_01 H0_23 H1_01 H1_23]
+	{
+		q := ZMM()
+		VSHUFI64X2(U8(0xB1), h, h, q) // lanes 1 0 3 2
+		VPADDD(q, h, h)               // lane 0: H0 = t0r4 t0r5 t1r4 t1r5, lane 2: H1
+	}
+	d3 := GP64()
+	LEAQ(Mem{Base: d, Index: ds, Scale: 2}, d3)
+	ADDQ(ds, d3) // token 3
+	VMOVDQU32(f.AsX(), Mem{Base: d})
+	VEXTRACTI32X4(U8(1), f, Mem{Base: d, Index: ds, Scale: 1})
+	VEXTRACTI32X4(U8(2), f, Mem{Base: d, Index: ds, Scale: 2})
+	VEXTRACTI32X4(U8(3), f, Mem{Base: d3})
+	VMOVQ(h.AsX(), Mem{Base: d, Disp: 16})
+	VMOVHPS(h.AsX(), Mem{Base: d, Index: ds, Scale: 1, Disp: 16})
+	h2 := XMM()
+	VEXTRACTI32X4(U8(2), h, h2)
+	VMOVQ(h2, Mem{Base: d, Index: ds, Scale: 2, Disp: 16})
+	VMOVHPS(h2, Mem{Base: d3, Disp: 16})
+	LEAQ(Mem{Base: d, Index: ds, Scale: 4}, d)
+}
+
+// gemmI8C is gemmI8P for one strip of R rows read in place (row r at w + r*wstride) that
+// also copies the strip into the padded buffer wu (row r at wu + r*ustride, padded rows
+// zero beyond cols): the first tile of T tokens loads the weights from w and stores them
+// to wu as it multiplies, the other ntiles-1 tiles read wu. This replaces a separate
+// copy pass, which cost ~15% of the GEMM's time on the development VM (512 x 4096 x 4096:
+// 61-70% of the VPDPBUSD peak with the copy pass, 69-77% with the copy in the first
+// tile, thread CPU time, same runs, machine loaded). Rows are read in place only by the
+// first tile: the strips are copied because rows cols apart alias in L1 when cols is a
+// multiple of 4096. A variant whose later tiles also prefetched the next strip into L2
+// (one line per step) measured the same, so it was dropped: the hardware prefetchers
+// already follow the first tile's six row streams.
+func gemmI8C(R, T int, name string) {
+	TEXT(name, NOSPLIT, "func(dots *int32, dstride int, w *int8, wstride int, wu *int8, ustride int, x *byte, xstride int, cols int, ntiles int, m0 uint64)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s: dots[t*dstride+r] = sum_k x[t*xstride+k]*w[r*wstride+k] for r < %d, t < %d*ntiles (x prepared: x+128), copying the rows to wu (stride ustride).", name, R, T))
+	if R != 6 {
+		panic("gemmI8C: the first tile's addressing assumes 6 rows")
+	}
+	L := func(s string) string { return name + "_" + s }
+	k0 := K()
+	{
+		m := Load(Param("m0"), GP64())
+		KMOVQ(m, k0)
+	}
+	locX := AllocLocal(8) // x of the current tile
+	locD := AllocLocal(8) // dots of the current tile
+	locJ := AllocLocal(8) // index of the current tile
+	{
+		t := Load(Param("x"), GP64())
+		MOVQ(t, locX)
+		Load(Param("dots"), t)
+		MOVQ(t, locD)
+		XORQ(t, t)
+		MOVQ(t, locJ)
+	}
+	newAcc := func() ([][]VecVirtual, []VecVirtual) {
+		acc := make([][]VecVirtual, R) // [row][token]
+		var all []VecVirtual
+		for r := range acc {
+			acc[r] = make([]VecVirtual, T)
+			for u := range acc[r] {
+				acc[r][u] = ZMM()
+				all = append(all, acc[r][u])
+			}
+		}
+		return acc, all
+	}
+	// endTile stores the tile's sums and moves to the next tile of tokens.
+	endTile := func(acc [][]VecVirtual) {
+		d := GP64()
+		MOVQ(locD, d)
+		ds := Load(Param("dstride"), GP64())
+		SHLQ(U8(2), ds)
+		storeTile(acc, R, T, d, ds)
+		MOVQ(d, locD)
+		xs := Load(Param("xstride"), GP64())
+		IMUL3Q(U32(T), xs, xs)
+		ADDQ(xs, locX)
+		t := GP64()
+		MOVQ(locJ, t)
+		INCQ(t)
+		MOVQ(t, locJ)
+	}
+
+	// One set of accumulators for both loops: avo sees the zeroing VPXORD as a read, so
+	// two sets would both be live from the function's entry (48 registers).
+	acc, all := newAcc()
+	// Tile 0: pointers advance by 64 per step; rows 0-2 at a0 + {0,1,2}*stride and rows
+	// 3-5 at a3 + {0,1,2}*stride (likewise for wu and the 4 tokens: x0 + {0,1,2}*xs, x3).
+	{
+		zeroAll(all)
+		ws := Load(Param("wstride"), GP64())
+		a0 := Load(Param("w"), GP64())
+		a3 := GP64()
+		LEAQ(Mem{Base: a0, Index: ws, Scale: 2}, a3)
+		ADDQ(ws, a3)
+		us := Load(Param("ustride"), GP64())
+		b0 := Load(Param("wu"), GP64())
+		b3 := GP64()
+		LEAQ(Mem{Base: b0, Index: us, Scale: 2}, b3)
+		ADDQ(us, b3)
+		xs := Load(Param("xstride"), GP64())
+		x0 := GP64()
+		MOVQ(locX, x0)
+		x3 := GP64()
+		LEAQ(Mem{Base: x0, Index: xs, Scale: 2}, x3)
+		ADDQ(xs, x3)
+		end := Load(Param("cols"), GP64())
+		ANDQ(I32(-64), end)
+		ADDQ(a0, end)
+		rowMem := func(base0, base3, s Register, r int) Mem {
+			switch r {
+			case 0:
+				return Mem{Base: base0}
+			case 1, 2:
+				return Mem{Base: base0, Index: s, Scale: uint8(r)}
+			case 3:
+				return Mem{Base: base3}
+			default:
+				return Mem{Base: base3, Index: s, Scale: uint8(r - 3)}
+			}
+		}
+		step := func(masked bool) {
+			wr := make([]VecVirtual, R)
+			for r := 0; r < R; r++ {
+				wr[r] = ZMM()
+				if masked {
+					VMOVDQU8_Z(rowMem(a0, a3, ws, r), k0, wr[r])
+				} else {
+					VMOVDQU8(rowMem(a0, a3, ws, r), wr[r])
+				}
+				VMOVDQU64(wr[r], rowMem(b0, b3, us, r))
+			}
+			for u := 0; u < T; u++ {
+				xu := ZMM()
+				VMOVDQU8(rowMem(x0, x3, xs, u), xu)
+				for r := 0; r < R; r++ {
+					VPDPBUSD(wr[r], xu, acc[r][u])
+				}
+			}
+		}
+		Label(L("first"))
+		CMPQ(a0, end)
+		JAE(LabelRef(L("firsttail")))
+		step(false)
+		for _, p := range []Register{a0, a3, b0, b3, x0, x3} {
+			ADDQ(U32(64), p)
+		}
+		JMP(LabelRef(L("first")))
+		Label(L("firsttail"))
+		KTESTQ(k0, k0)
+		JZ(LabelRef(L("firststore")))
+		step(true)
+		Label(L("firststore"))
+		endTile(acc)
+	}
+
+	// Tiles 1..ntiles-1 on wu, as gemmI8P.
+	Label(L("tile"))
+	{
+		t := GP64()
+		MOVQ(locJ, t)
+		CMPQ(t, paramMem("ntiles"))
+		JAE(LabelRef(L("done")))
+	}
+	zeroAll(all)
+	// i runs from -full to 0 over pointers advanced by full (cols rounded down to 64),
+	// which leaves no register for the bound.
+	i := Load(Param("cols"), GP64())
+	ANDQ(I32(-64), i)
+	p := make([]Register, R)
+	p[0] = Load(Param("wu"), GP64())
+	ADDQ(i, p[0])
+	{
+		us := Load(Param("ustride"), GP64())
+		for r := 1; r < R; r++ {
+			p[r] = GP64()
+			LEAQ(Mem{Base: p[r-1], Index: us, Scale: 1}, p[r])
+		}
+	}
+	xp := make([]Register, T)
+	xp[0] = GP64()
+	MOVQ(locX, xp[0])
+	ADDQ(i, xp[0])
+	{
+		xs := Load(Param("xstride"), GP64())
+		for u := 1; u < T; u++ {
+			xp[u] = GP64()
+			LEAQ(Mem{Base: xp[u-1], Index: xs, Scale: 1}, xp[u])
+		}
+	}
+	NEGQ(i)
+	step := func(masked bool) {
+		wr := make([]VecVirtual, R)
+		for r := 0; r < R; r++ {
+			wr[r] = ZMM()
+			if masked {
+				VMOVDQU8_Z(mem(p[r], i, 1, 0), k0, wr[r])
+			} else {
+				VMOVDQU8(mem(p[r], i, 1, 0), wr[r])
+			}
+		}
+		for u := 0; u < T; u++ {
+			xu := ZMM()
+			VMOVDQU8(mem(xp[u], i, 1, 0), xu)
+			for r := 0; r < R; r++ {
+				VPDPBUSD(wr[r], xu, acc[r][u])
+			}
+		}
+	}
+	TESTQ(i, i)
+	JZ(LabelRef(L("tail")))
+	Label(L("loop"))
+	step(false)
+	ADDQ(U32(64), i)
+	JNZ(LabelRef(L("loop")))
+	Label(L("tail"))
+	KTESTQ(k0, k0)
+	JZ(LabelRef(L("store")))
+	step(true)
+	Label(L("store"))
+	endTile(acc)
+	JMP(LabelRef(L("tile")))
 	Label(L("done"))
 	VZEROUPPER()
 	RET()
