@@ -33,8 +33,33 @@ type MoLEOptions struct {
 	RefitA bool
 	Calib  []int32
 	Window int
+	// Calibration, when set, is used instead of collecting statistics from Calib (the
+	// float model's own, from CollectCalibration; several conversions can share them).
+	Calibration *Calibration
+	// Fit, when > 0, fits gate/up by that many rounds of alternating least squares on
+	// each expert's own calibration inputs (moe.FitIn, FitCG conjugate-gradient steps per
+	// basis update) and down by each expert's hidden-activation covariance
+	// (moe.NewOutFactor, exact). It needs Calib.
+	Fit, FitCG int
+	// Alloc spends the parameters of rank Rank on every layer and projection where they
+	// keep the most of the (calibrated, when Calib is used) spectrum: each projection's
+	// spectrum as a fraction of its total, the largest fractions over all layers and
+	// projections first (allocateRanks).
+	Alloc bool
+	// FitObjectives, when set, receives each fitted projection's objective per round.
+	FitObjectives func(layer, proj int, objs []float64)
+	// baselineCache, when not nil, keeps the plain baseline's per-expert spectra between
+	// conversions of one model at several ranks (a test converts three; they are the
+	// same eigendecompositions each time).
+	baselineCache map[baselineKey]*moe.LatentFactor
 	// Progress, when set, is called with the stage and the work done and total.
 	Progress func(stage string, done, total int64)
+}
+
+// baselineKey names one projection of one layer (its first expert's matrix).
+type baselineKey struct {
+	first *Matrix
+	in    bool
 }
 
 // MoLELayer reports one converted layer: the rank of each projection and the energy
@@ -74,10 +99,13 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 	if o.Baseline {
 		rep.Method = "svd-expert"
 	}
-	var cal *Calibration
-	if o.Whiten || o.RefitA {
+	cal := o.Calibration
+	if cal != nil && len(cal.Layers) != c.NLayer {
+		return nil, nil, fmt.Errorf("convert-mole: calibration statistics of %d layers for a model of %d", len(cal.Layers), c.NLayer)
+	}
+	if cal == nil && (o.Whiten || o.RefitA || o.Fit > 0) {
 		if len(o.Calib) == 0 {
-			return nil, nil, errors.New("convert-mole: --whiten and --refit need calibration text")
+			return nil, nil, errors.New("convert-mole: --whiten, --refit and --fit need calibration text")
 		}
 		if o.Progress != nil {
 			o.Progress("calibrating", 0, 1)
@@ -86,6 +114,8 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 		if cal, err = m.CollectCalibration(ctx, o.Calib, o.Window); err != nil {
 			return nil, nil, err
 		}
+	}
+	if cal != nil {
 		rep.CalibTokens = cal.Tokens
 	}
 	out := &Model{Config: m.Config, Tok: m.Tok, Embed: m.Embed, OutNorm: m.OutNorm, Output: m.Output,
@@ -95,6 +125,14 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 	for l := range m.Layers {
 		if m.Layers[l].Router != nil {
 			moeLayers++
+		}
+	}
+	var alloc [][3]int
+	if o.Alloc && o.Rank > 0 {
+		var err error
+		if alloc, err = allocateRanks(ctx, m, cal, o, groups); err != nil {
+			out.Close()
+			return nil, nil, err
 		}
 	}
 	done := 0
@@ -111,21 +149,7 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 			out.Close()
 			return nil, nil, errors.New("convert-mole: the model is already latent")
 		}
-		var inCov []float64
-		var downCov, expCov [][]float64
-		if cal != nil {
-			if o.Whiten {
-				inCov = cal.Layers[l].FFN.Gram
-				for _, st := range cal.Layers[l].ExpDown {
-					downCov = append(downCov, st.Gram)
-				}
-			}
-			if o.RefitA && !o.Baseline {
-				for _, st := range cal.Layers[l].ExpFFN {
-					expCov = append(expCov, st.Gram)
-				}
-			}
-		}
+		inCov, downCov, expCov := layerCovs(cal, l, o)
 		lr := &rep.Layers[l]
 		lf := &LatentFFN{Method: rep.Method, GroupOf: make([]int, c.NExpert)}
 		// rank picks the shared rank from the shared spectrum, then, for the baseline,
@@ -141,28 +165,71 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 				}
 				return moe.NewOutFactor(ws, ne, nm, g, covs)
 			}
-			f, err := mk(groups)
-			if err != nil {
-				return nil, nil, 0, 0, err
-			}
 			r = o.Rank
 			if o.ProjRank[pi] > 0 {
 				r = o.ProjRank[pi]
 			}
-			if r <= 0 {
-				r = f.RankFor(o.Energy)
+			if alloc != nil {
+				r = alloc[l][pi]
 			}
-			r = min(r, f.MaxRank())
-			energy = f.Energy(r)
-			if o.Baseline {
-				r = min(moe.BaselineRank(c.NExpert, nm, ne, r, groups), f.MaxRank())
-				if f, err = mk(c.NExpert); err != nil {
+			// The shared spectrum is MoLE's factor and picks energy ranks; a baseline at a
+			// given rank never needs it.
+			var f *moe.LatentFactor
+			if !o.Baseline || r <= 0 {
+				if f, err = mk(groups); err != nil {
 					return nil, nil, 0, 0, err
 				}
+				if r <= 0 {
+					r = f.RankFor(o.Energy)
+				}
+			}
+			r = min(r, ne)
+			if f != nil {
 				energy = f.Energy(r)
 			}
-			bases, experts = f.Build(r)
-			if in && expCov != nil {
+			if o.Baseline {
+				r = min(moe.BaselineRank(c.NExpert, nm, ne, r, groups), ne)
+			}
+			switch {
+			case o.Baseline && o.Fit > 0:
+				// The data-aware baseline: every expert by its own whitened SVD.
+				covs := expCov
+				if !in {
+					covs = downCov
+				}
+				bases, experts, energy, err = moe.ExpertFactors(ws, nm, ne, in, covs, r)
+				if err != nil {
+					return nil, nil, 0, 0, err
+				}
+				return bases, experts, r, energy, nil
+			case o.Baseline:
+				key := baselineKey{ms[0], in}
+				if f = o.baselineCache[key]; f == nil {
+					if f, err = mk(c.NExpert); err != nil {
+						return nil, nil, 0, 0, err
+					}
+					if o.baselineCache != nil {
+						o.baselineCache[key] = f
+					}
+				}
+				energy = f.Energy(r)
+				bases, experts = f.Build(r)
+			default:
+				bases, experts = f.Build(r)
+			}
+			if in && expCov != nil && o.Fit > 0 {
+				groupOf := make([]int, len(ws))
+				for e := range groupOf {
+					groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
+				}
+				objs, err := moe.FitIn(ws, nm, ne, bases, groupOf, expCov, experts, o.Fit, max(o.FitCG, 1))
+				if err != nil {
+					return nil, nil, 0, 0, err
+				}
+				if o.FitObjectives != nil {
+					o.FitObjectives(l, pi, objs)
+				}
+			} else if in && expCov != nil {
 				groupOf := make([]int, len(ws))
 				for e := range groupOf {
 					groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
@@ -237,6 +304,9 @@ func (r *MoLEReport) MoLEMeta(o MoLEOptions) map[string]loader.Value {
 		}
 	}
 	choice := fmt.Sprintf("rank %d", o.Rank)
+	if o.Alloc {
+		choice = fmt.Sprintf("parameters of rank %d, allocated", o.Rank)
+	}
 	if o.Rank <= 0 {
 		choice = fmt.Sprintf("energy %g", o.Energy)
 	}
@@ -247,6 +317,8 @@ func (r *MoLEReport) MoLEMeta(o MoLEOptions) map[string]loader.Value {
 		"mole.mole.ranks":               loader.StringValue(strings.Join(ranks, ",")),
 		"mole.mole.whiten":              loader.BoolValue(o.Whiten),
 		"mole.mole.refit_a":             loader.BoolValue(o.RefitA),
+		"mole.mole.fit_rounds":          loader.Uint32Value(uint32(max(o.Fit, 0))),
+		"mole.mole.rank_allocation":     loader.StringValue(map[bool]string{false: "uniform", true: "spectrum"}[o.Alloc]),
 		"mole.mole.expert_params":       loader.Uint64Value(uint64(r.ParamsBefore)),
 		"mole.mole.latent_params":       loader.Uint64Value(uint64(r.ParamsAfter)),
 		"mole.mole.calibration_tokens":  loader.Uint32Value(uint32(r.CalibTokens)),

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/moe"
 )
 
 func kjvTokens(m *Model, n int) []int32 {
@@ -204,5 +205,59 @@ func TestLatentEnergy99Perplexity(t *testing.T) {
 		rep.ParamsBefore, rep.ParamsAfter, 100*float64(rep.ParamsAfter)/float64(rep.ParamsBefore), base, got, got/base)
 	if got/base > 1.02 {
 		t.Fatalf("perplexity at 99%% energy %.4f is %.2f%% above the original's %.4f (bound 2%%)", got, 100*(got/base-1), base)
+	}
+}
+
+// moleTableRows are the rows of README's MoLE table that assert a win over the per-expert
+// SVD baseline: each MoLE conversion (calibrated fit, allocated ranks; rank and groups as
+// `mole convert-mole --rank R --groups G --fit 2 --fit-cg 6 --alloc --calib-sample 4096`)
+// against the baseline at the same parameter count (`--baseline` at the same rank and
+// groups). The rank-128 and rank-64 budgets use two and four groups of experts, each
+// with its own basis, at the rank that keeps the parameters (120 and 54): one basis for
+// all eight experts wins at 128 too, but by less, and loses at 64 (README gives the
+// crossover).
+var moleTableRows = []struct{ rank, groups int }{{192, 1}, {120, 2}, {54, 4}}
+
+// Issue 7: at every rank of README's MoLE table the fitted MoLE model scores a lower
+// perplexity on kjv-moe's heldout.txt (16 windows of 256 tokens) than every expert
+// truncated by its own SVD at the same parameter count. The calibration text is sampled
+// from the model itself, so no heldout token informs the conversion.
+func TestLatentBeatsBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits three MoLE conversions of kjv-moe and scores six models on 4,096 tokens")
+	}
+	m := openTestModel(t, "kjv-moe")
+	ctx := context.Background()
+	calib, err := m.SampleCalibration(ctx, 4096, 256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := m.CollectCalibration(ctx, calib, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := map[baselineKey]*moe.LatentFactor{} // the per-expert spectra do not depend on the rank
+	for _, row := range moleTableRows {
+		// On real activations too, every round of the fit lowers its objective.
+		rose := func(l, p int, objs []float64) {
+			for k := 1; k < len(objs); k++ {
+				if objs[k] > objs[k-1]*(1+1e-9) {
+					t.Errorf("rank %d groups %d layer %d projection %d: fit objective rose in round %d: %v", row.rank, row.groups, l, p, k, objs)
+				}
+			}
+		}
+		lm, rep := convertKJV(t, m, MoLEOptions{Rank: row.rank, Groups: row.groups, Fit: 2, FitCG: 6, Alloc: true, Calibration: cal, FitObjectives: rose})
+		bm, brep := convertKJV(t, m, MoLEOptions{Rank: row.rank, Groups: row.groups, Baseline: true, baselineCache: cache})
+		if rep.ParamsAfter > brep.ParamsAfter*1005/1000 {
+			t.Fatalf("rank %d groups %d: MoLE keeps %d parameters, the baseline %d", row.rank, row.groups, rep.ParamsAfter, brep.ParamsAfter)
+		}
+		mole, base := kjvPerplexity(t, lm), kjvPerplexity(t, bm)
+		t.Logf("rank %d groups %d: params MoLE %d, baseline %d; perplexity MoLE %.3f, baseline %.3f", row.rank, row.groups,
+			rep.ParamsAfter, brep.ParamsAfter, mole, base)
+		if !(mole < base) {
+			t.Errorf("rank %d groups %d: MoLE perplexity %.3f does not beat the per-expert SVD baseline's %.3f", row.rank, row.groups, mole, base)
+		}
+		lm.Close() // their pools' workers are not needed for the next row (Close is idempotent)
+		bm.Close()
 	}
 }

@@ -33,6 +33,7 @@ type LatentFactor struct {
 	vals   [][]float64
 	vecs   []*mat.Dense // per group: n x n eigenvectors, columns by descending value
 	sqrt   *mat.Dense   // in, whitened: S^{1/2} and S^{-1/2}
+	noVecs bool         // only the spectrum (Energy, RankFor, Gains), no Build
 	isqrt  *mat.Dense
 }
 
@@ -68,7 +69,22 @@ var Damping = 0.01
 // V_rᵀ S^{-1/2} and A_e = W_e S^{1/2} V_r for the top eigenvectors V_r of
 // Σ S^{1/2} W_eᵀ W_e S^{1/2}.
 func NewInFactor(ws [][]float32, m, n, groups int, cov []float64) (*LatentFactor, error) {
-	f := &LatentFactor{in: true, m: m, n: n, ws: ws, groups: groupLists(len(ws), groups)}
+	return newInFactor(ws, m, n, groups, cov, false)
+}
+
+// NewInSpectrum is NewInFactor for the spectrum only (several times cheaper: no
+// eigenvectors); Build must not be called on it.
+func NewInSpectrum(ws [][]float32, m, n, groups int, cov []float64) (*LatentFactor, error) {
+	return newInFactor(ws, m, n, groups, cov, true)
+}
+
+// NewOutSpectrum is NewOutFactor for the spectrum only; Build must not be called on it.
+func NewOutSpectrum(ws [][]float32, n, m, groups int, covs [][]float64) (*LatentFactor, error) {
+	return newOutFactor(ws, n, m, groups, covs, true)
+}
+
+func newInFactor(ws [][]float32, m, n, groups int, cov []float64, noVecs bool) (*LatentFactor, error) {
+	f := &LatentFactor{in: true, m: m, n: n, ws: ws, groups: groupLists(len(ws), groups), noVecs: noVecs}
 	if cov != nil {
 		var err error
 		if f.sqrt, f.isqrt, err = sqrtSym(cov, n); err != nil {
@@ -101,7 +117,11 @@ func NewInFactor(ws [][]float32, m, n, groups int, cov []float64) (*LatentFactor
 // optimal for any input weighting once C has orthonormal columns. Because each expert
 // brings its own S_e, experts are weighted by how many tokens they see.
 func NewOutFactor(ws [][]float32, n, m, groups int, covs [][]float64) (*LatentFactor, error) {
-	f := &LatentFactor{m: m, n: n, ws: ws, groups: groupLists(len(ws), groups)}
+	return newOutFactor(ws, n, m, groups, covs, false)
+}
+
+func newOutFactor(ws [][]float32, n, m, groups int, covs [][]float64, noVecs bool) (*LatentFactor, error) {
+	f := &LatentFactor{m: m, n: n, ws: ws, groups: groupLists(len(ws), groups), noVecs: noVecs}
 	var damp float64
 	if covs != nil {
 		for _, c := range covs {
@@ -139,13 +159,21 @@ func NewOutFactor(ws [][]float32, n, m, groups int, covs [][]float64) (*LatentFa
 
 func (f *LatentFactor) addEigen(gram *mat.SymDense) error {
 	var es mat.EigenSym
-	if !es.Factorize(gram, true) {
+	if !es.Factorize(gram, !f.noVecs) {
 		return fmt.Errorf("moe: eigendecomposition of a %d x %d Gram matrix failed", f.n, f.n)
 	}
 	asc := es.Values(nil)
+	n := f.n
+	if f.noVecs {
+		vals := make([]float64, n)
+		for k := range n {
+			vals[k] = max(asc[n-1-k], 0)
+		}
+		f.vals = append(f.vals, vals)
+		return nil
+	}
 	var v mat.Dense
 	es.VectorsTo(&v)
-	n := f.n
 	vals := make([]float64, n)
 	vecs := mat.NewDense(n, n, nil)
 	for k := range n { // descending
@@ -194,6 +222,9 @@ func (f *LatentFactor) RankFor(e float64) int {
 // and per-expert A_e (m x r); for out-projections the per-group C_g (n x r) and
 // per-expert D_e (r x m). All are row-major float32.
 func (f *LatentFactor) Build(r int) (bases, experts [][]float32) {
+	if f.noVecs {
+		panic("moe: Build on a spectrum-only LatentFactor")
+	}
 	r = max(1, min(r, f.n))
 	bases = make([][]float32, len(f.groups))
 	experts = make([][]float32, len(f.ws))

@@ -14,6 +14,9 @@ import (
 	"github.com/mole-llm/mole/quant"
 )
 
+// calibSeed seeds --calib-sample, so a conversion is reproducible.
+const calibSeed = 1
+
 func newConvertMoLECmd() *cobra.Command {
 	var (
 		in, out, calib, typ string
@@ -21,10 +24,11 @@ func newConvertMoLECmd() *cobra.Command {
 		window              int
 		energy              float64
 		whiten, baseline    bool
-		refit               bool
+		refit, alloc        bool
+		fit, fitCG, sample  int
 	)
 	cmd := &cobra.Command{
-		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE] [--whiten] [--groups G]",
+		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE | --calib-sample N] [--whiten] [--refit] [--fit N] [--alloc] [--groups G] [--baseline]",
 		Short: "Convert a MoE model's experts to MoLE latent experts (shared basis + small per-expert matrices)",
 		Long: `Convert the routed experts of a MoE model into MoLE's latent form (docs/algorithms.md §4,
 docs/format.md "MoLE"): the gate and up projections of each layer become a shared B (r x n)
@@ -39,9 +43,22 @@ the n x n Gram matrix; A_e and D_e are the experts projected on them.
                 built-in text) instead of in plain Frobenius norm
   --refit       once B is fixed, refit each expert's A (gate, up) by least squares on the
                 calibration inputs routed to it (--calib FILE, or the built-in text)
+  --fit N       fit the factors to the calibration activations (docs/mole.md): gate and
+                up by N rounds of alternating least squares on every expert's own routed
+                inputs (A_e given B exactly, then the shared B by --fit-cg conjugate-
+                gradient steps; the error falls every round), down by every expert's
+                hidden-activation covariance (exact). README's table uses --fit 2
+                with --calib-sample 4096: the fit follows its calibration closely, and
+                the short built-in text is too little for it; 0: off
+  --alloc       with --rank R: spend the parameters of rank R everywhere where they keep
+                the most, choosing each layer's and projection's rank from the largest
+                normalised eigenvalues of all of them (calibrated spectra with --fit)
+  --calib-sample N  calibrate on N tokens the model samples itself (temperature 1, fixed
+                seed, windows of --calib-ctx) instead of a text: no corpus needed
   --groups G    G groups of consecutive experts each share a basis (default 1: all)
   --baseline    instead, each expert truncated by its own SVD at the parameter count
-                MoLE has at the chosen rank (the yardstick MoLE must beat)
+                MoLE has at the chosen rank (the yardstick MoLE must beat); with --fit,
+                each expert's own calibrated (whitened) SVD, the data-aware yardstick
 
 The other tensors are copied (--type applies to every matrix). The method, ranks and
 parameter counts are recorded as mole.mole.* metadata (mole info shows them). The output
@@ -54,6 +71,15 @@ appears only when complete.`,
 			if (rank > 0) == (energy > 0) {
 				return errors.New("convert-mole needs one of --rank R or --energy E")
 			}
+			if alloc && rank <= 0 {
+				return errors.New("--alloc spends the parameters of --rank R: give --rank")
+			}
+			if fit < 0 || sample < 0 {
+				return errors.New("--fit and --calib-sample take a count >= 0")
+			}
+			if sample > 0 && calib != "" {
+				return errors.New("give one of --calib FILE and --calib-sample N")
+			}
 			dt, ok := map[string]loader.DType{"f32": loader.F32, "f16": loader.F16, "q8_0": loader.Q8_0}[typ]
 			if !ok {
 				return fmt.Errorf("--type %q: want f32, f16 or q8_0", typ)
@@ -65,9 +91,13 @@ appears only when complete.`,
 			}
 			defer lm.Close()
 			m := lm.model
-			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, RefitA: refit, Baseline: baseline, Window: window}
+			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, RefitA: refit, Baseline: baseline, Window: window,
+				Fit: fit, FitCG: fitCG, Alloc: alloc}
 			calibName := ""
-			if whiten || refit {
+			if sample > 0 && !whiten && !refit && fit == 0 {
+				return errors.New("--calib-sample calibrates --whiten, --refit or --fit: give one of them")
+			}
+			if whiten || refit || fit > 0 {
 				text, name := quant.BuiltinCalibration, "builtin"
 				if calib != "" {
 					b, err := os.ReadFile(calib)
@@ -77,6 +107,16 @@ appears only when complete.`,
 					text, name = string(b), filepath.Base(calib)
 				}
 				o.Calib, calibName = m.Tok.Encode(text, false, false), name
+				if sample > 0 {
+					bar := newBar(stderr)
+					bar.update("sampling calibration text", 0, 1)
+					o.Calib, err = m.SampleCalibration(cmd.Context(), sample, window, calibSeed)
+					bar.done()
+					if err != nil {
+						return err
+					}
+					calibName = fmt.Sprintf("sampled from the model: %d tokens, seed %d", sample, calibSeed)
+				}
 			}
 			bar := newBar(stderr)
 			o.Progress = bar.update
@@ -126,6 +166,10 @@ appears only when complete.`,
 	f.StringVar(&calib, "calib", "", "calibration text for --whiten (default: the built-in text)")
 	f.IntVar(&window, "calib-ctx", 256, "calibration window in tokens")
 	f.BoolVar(&baseline, "baseline", false, "write the per-expert SVD baseline at MoLE's parameter count")
+	f.IntVar(&fit, "fit", 0, "rounds of alternating least squares fitting the factors to calibration activations")
+	f.IntVar(&fitCG, "fit-cg", 6, "conjugate-gradient steps per basis update of --fit")
+	f.BoolVar(&alloc, "alloc", false, "allocate --rank's parameters over layers and projections by spectrum")
+	f.IntVar(&sample, "calib-sample", 0, "calibrate on this many tokens sampled from the model (instead of --calib)")
 	f.StringVar(&typ, "type", "f16", "weight type of the output: f32, f16 or q8_0")
 	return cmd
 }
