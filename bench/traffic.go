@@ -4,6 +4,7 @@ import (
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/quant"
 )
 
 // Traffic is what one decoded token costs in weights: the bytes read from the model
@@ -143,7 +144,7 @@ func mwqPlaneBytes(mm *engine.Matrix, n int) int64 {
 
 // moleSideBytes is what a product with one of mole's int8 matrices reads besides its
 // codes: 8 bytes per row (the float row scale and the int32 row sum) and, for MOLE_A8W4,
-// the stored (z, S2) pair of each group of 128 (2 bytes), which the table-free kernels
+// the stored (z, S2) pair of each group of quant.GroupSize (2 bytes), which the table-free kernels
 // read in place (kernels.GemvA8W4G; the 16-byte table each group maps to comes from a
 // 32 KiB table of all pairs that stays in cache).
 func moleSideBytes(mm *engine.Matrix) int64 {
@@ -151,7 +152,7 @@ func moleSideBytes(mm *engine.Matrix) int64 {
 	case loader.MoleQ8:
 		return 8 * int64(mm.Rows)
 	case loader.MoleA8W4:
-		groups := int64((mm.DType.PaddedCols(mm.Cols) + 127) / 128)
+		groups := int64((mm.DType.PaddedCols(mm.Cols) + quant.GroupSize - 1) / quant.GroupSize)
 		return int64(mm.Rows) * (8 + 2*groups)
 	}
 	return 0

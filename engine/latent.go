@@ -186,7 +186,7 @@ type latentScratch struct {
 	xq, zq, hq, yq   []byte
 	qx, qz, qh, qy   int // bytes per encoding in each buffer (0: that phase is float)
 
-	runA, runB, runC, runD func(lo, hi int)
+	runA, runB, runD func(lo, hi int)
 }
 
 // newLatentScratch returns scratch for n tokens, or nil when m has no latent layer.
@@ -220,7 +220,7 @@ func (m *Model) newLatentScratch(n int) *latentScratch {
 	for e := range s.eUsers {
 		s.eUsers[e] = make([]latUser, 0, n)
 	}
-	s.runA, s.runB, s.runC, s.runD = s.phaseA, s.phaseB, s.phaseC, s.phaseD
+	s.runA, s.runB, s.runD = s.phaseA, s.phaseB, s.phaseD
 	return s
 }
 
@@ -278,7 +278,7 @@ func (s *latentScratch) run(p *Pool, lf *LatentFFN, n int, xn, out []float32, id
 	rows := len(s.usedG) * s.zs
 	p.RunChunk(rows, latChunk(p, rows, ne*n), s.runA)
 
-	// Phase B: h = silu(A_gate z_gate) * (A_up z_up) for each (token, expert).
+	// The latent inputs of A_gate and A_up, encoded when they are Quantized.
 	s.qz = 0
 	if lf.ExpGate[0].Quantized() || lf.ExpUp[0].Quantized() {
 		s.qz = m.actBytes(max(s.rg, s.ru))
@@ -291,26 +291,24 @@ func (s *latentScratch) run(p *Pool, lf *LatentFFN, n int, xn, out []float32, id
 			}
 		}
 	}
-	rows = len(s.usedE) * s.mExp
-	p.RunChunk(rows, latChunk(p, rows, s.zs*n*K/max(len(s.usedE), 1)), s.runB)
-	for i := range n {
-		for k := range K {
-			o := (i*K + k) * s.mExp
-			kernels.SiLUMul(s.h[o:o+s.mExp], s.u[o:o+s.mExp])
-		}
-	}
-
-	// Phase C: v = D h for each (token, expert), then y = Σ w v per (token, group) in
-	// the token's expert order.
+	// Phases B and C, one pool run with an expert per work item: h = silu(A_gate z_gate)
+	// * (A_up z_up) for each of the expert's (token, slot) users, then v = D h. An
+	// expert's users need only its own h, so no barrier separates the two products
+	// (before, each was a pool run of its own: four wake-ups per latent layer instead of
+	// three).
 	s.qh = 0
 	if lf.ExpDown[0].Quantized() {
 		s.qh = m.actBytes(s.mExp)
-		for i := range n * K {
-			m.quantAct(s.hq[i*s.qh:(i+1)*s.qh], s.h[i*s.mExp:(i+1)*s.mExp])
-		}
 	}
-	rows = len(s.usedE) * s.rd
-	p.RunChunk(rows, latChunk(p, rows, s.mExp*n*K/max(len(s.usedE), 1)), s.runC)
+	// Experts differ in users (in a batch), so they are handed out one at a time; work
+	// too small to pay for a wake-up stays on the caller.
+	chunk := 1
+	if n*K*(s.mExp*(s.rg+s.ru)+s.rd*s.mExp) < 2*16384 {
+		chunk = len(s.usedE)
+	}
+	p.RunChunk(len(s.usedE), chunk, s.runB)
+
+	// y = Σ w v per (token, group) in the token's expert order.
 	rd := s.rd
 	for i := range n {
 		for gs := range s.ngs[i] {
@@ -351,6 +349,13 @@ func latChunk(p *Pool, rows, cost int) int {
 // matrix, its encoding) and hands the results to put, dotGroup users per pass so a row
 // is read once for several tokens.
 func (s *latentScratch) dots(mm *Matrix, i int, users []latUser, vec func(u latUser) ([]float32, []byte), put func(u latUser, v float32)) {
+	if len(users) == 1 && !mm.Quantized() {
+		// A decode step's case: the row's own dot kernel, which the batched float
+		// kernels rowDots uses match bit for bit, without their per-call setup.
+		x, _ := vec(users[0])
+		put(users[0], mm.DotRow(i, x))
+		return
+	}
 	var xs [dotGroup][]float32
 	var xqs [dotGroup][]byte
 	var res [dotGroup]float32
@@ -368,6 +373,24 @@ func (s *latentScratch) dots(mm *Matrix, i int, users []latUser, vec func(u latU
 
 func (s *latentScratch) phaseA(lo, hi int) {
 	ne, K := s.m.Config.NEmbd, s.K
+	if s.n == 1 { // one token: whole runs of rows of one matrix (see oneUser)
+		var xq []byte
+		if s.qx > 0 {
+			xq = s.xq[:s.qx]
+		}
+		for r := lo; r < hi; {
+			gi, j := r/s.zs, r%s.zs
+			g, u := s.usedG[gi], s.gUsers[s.usedG[gi]][0]
+			mm, row, end := s.lf.GateIn[g], j, min(s.rg, j+hi-r)
+			if j >= s.rg {
+				mm, row, end = s.lf.UpIn[g], j-s.rg, min(s.zs, j+hi-r)-s.rg
+			}
+			z := s.z[(u.item*K+u.slot)*s.zs+j:]
+			latRows(mm, z[:end-row], row, s.xn[:ne], xq)
+			r += end - row
+		}
+		return
+	}
 	for r := lo; r < hi; r++ {
 		g := s.usedG[r/s.zs]
 		j := r % s.zs
@@ -385,49 +408,116 @@ func (s *latentScratch) phaseA(lo, hi int) {
 	}
 }
 
+// phaseB runs experts usedE[lo:hi] for all their users: the gate and up rows into h and
+// u, h = silu(h) * u (encoded for D when it is Quantized), then D's rows into v. Every
+// product is rowDots over the same vectors as before, so the bits do not depend on how
+// the experts are split among workers.
 func (s *latentScratch) phaseB(lo, hi int) {
-	K, mExp := s.K, s.mExp
+	K, mExp, rd := s.K, s.mExp, s.rd
 	for r := lo; r < hi; r++ {
-		e := s.usedE[r/mExp]
-		i := r % mExp
-		for part, mm := range [2]*Matrix{s.lf.ExpGate[e], s.lf.ExpUp[e]} {
-			off, n := 0, s.rg
-			dst := s.h
-			if part == 1 {
-				off, n, dst = s.rg, s.ru, s.u
+		e := s.usedE[r]
+		users := s.eUsers[e]
+		if len(users) == 1 {
+			s.oneUser(e, users[0])
+			continue
+		}
+		for i := range mExp {
+			s.dots(s.lf.ExpGate[e], i, users, s.zGate, func(u latUser, v float32) { s.h[(u.item*K+u.slot)*mExp+i] = v })
+			s.dots(s.lf.ExpUp[e], i, users, s.zUp, func(u latUser, v float32) { s.u[(u.item*K+u.slot)*mExp+i] = v })
+		}
+		for _, u := range users {
+			o := u.item*K + u.slot
+			h := s.h[o*mExp : (o+1)*mExp]
+			kernels.SiLUMul(h, s.u[o*mExp:(o+1)*mExp])
+			if s.qh > 0 {
+				s.m.quantAct(s.hq[o*s.qh:(o+1)*s.qh], h)
 			}
-			s.dots(mm, i, s.eUsers[e], func(u latUser) ([]float32, []byte) {
-				gs := s.gsOf[u.item*K+u.slot]
-				z := s.z[(u.item*K+gs)*s.zs+off : (u.item*K+gs)*s.zs+off+n]
-				var q []byte
-				if s.qz > 0 {
-					o := (u.item*K+gs)*2*s.qz + part*s.qz
-					q = s.zq[o : o+s.qz]
-				}
-				return z, q
-			}, func(u latUser, v float32) { dst[(u.item*K+u.slot)*mExp+i] = v })
+		}
+		for j := range rd {
+			s.dots(s.lf.ExpDown[e], j, users, s.hOf, func(u latUser, v float32) { s.v[(u.item*K+u.slot)*rd+j] = v })
 		}
 	}
 }
 
-func (s *latentScratch) phaseC(lo, hi int) {
-	K, mExp, rd := s.K, s.mExp, s.rd
-	for r := lo; r < hi; r++ {
-		e := s.usedE[r/rd]
-		j := r % rd
-		s.dots(s.lf.ExpDown[e], j, s.eUsers[e], func(u latUser) ([]float32, []byte) {
-			o := u.item*K + u.slot
-			var q []byte
-			if s.qh > 0 {
-				q = s.hq[o*s.qh : (o+1)*s.qh]
-			}
-			return s.h[o*mExp : (o+1)*mExp], q
-		}, func(u latUser, v float32) { s.v[(u.item*K+u.slot)*rd+j] = v })
+// oneUser runs expert e for its only user (every decode step) with whole row ranges:
+// each float matrix through its own dot kernel, which the batched float kernels of
+// rowDots match bit for bit, and each Quantized one through MulRowsQ over all its rows,
+// which rounds every row as the single rows of rowDots do; it saves their per-row setup.
+func (s *latentScratch) oneUser(e int, u latUser) {
+	mExp, rd := s.mExp, s.rd
+	o := u.item*s.K + u.slot
+	zg, zgq := s.zGate(u)
+	zu, zuq := s.zUp(u)
+	h, uu := s.h[o*mExp:(o+1)*mExp], s.u[o*mExp:(o+1)*mExp]
+	latRows(s.lf.ExpGate[e], h, 0, zg, zgq)
+	latRows(s.lf.ExpUp[e], uu, 0, zu, zuq)
+	kernels.SiLUMul(h, uu)
+	var hq []byte
+	if s.qh > 0 {
+		hq = s.hq[o*s.qh : (o+1)*s.qh]
+		s.m.quantAct(hq, h)
 	}
+	latRows(s.lf.ExpDown[e], s.v[o*rd:(o+1)*rd], 0, h, hq)
+}
+
+// latRows sets dst[k] = row lo+k of mm · x for k < len(dst) (xq: x encoded, for a
+// Quantized mm).
+func latRows(mm *Matrix, dst []float32, lo int, x []float32, xq []byte) {
+	if mm.Quantized() {
+		mm.MulRowsQ(dst, lo, lo+len(dst), xq)
+		return
+	}
+	for k := range dst {
+		dst[k] = mm.DotRow(lo+k, x)
+	}
+}
+
+// zGate and zUp give a user's latent input of A_gate and A_up (and its encoding), hOf
+// its hidden vector for D.
+func (s *latentScratch) zGate(u latUser) ([]float32, []byte) { return s.zPart(u, 0, 0, s.rg) }
+func (s *latentScratch) zUp(u latUser) ([]float32, []byte)   { return s.zPart(u, 1, s.rg, s.ru) }
+
+func (s *latentScratch) zPart(u latUser, part, off, n int) ([]float32, []byte) {
+	K := s.K
+	gs := s.gsOf[u.item*K+u.slot]
+	z := s.z[(u.item*K+gs)*s.zs+off : (u.item*K+gs)*s.zs+off+n]
+	var q []byte
+	if s.qz > 0 {
+		o := (u.item*K+gs)*2*s.qz + part*s.qz
+		q = s.zq[o : o+s.qz]
+	}
+	return z, q
+}
+
+func (s *latentScratch) hOf(u latUser) ([]float32, []byte) {
+	o := u.item*s.K + u.slot
+	var q []byte
+	if s.qh > 0 {
+		q = s.hq[o*s.qh : (o+1)*s.qh]
+	}
+	return s.h[o*s.mExp : (o+1)*s.mExp], q
 }
 
 func (s *latentScratch) phaseD(lo, hi int) {
 	K, rd, ne := s.K, s.rd, s.m.Config.NEmbd
+	if s.n == 1 { // one token: rows lo..hi of each group's C at once (see oneUser)
+		for _, g := range s.usedG {
+			o := s.gUsers[g][0].slot // item 0
+			var yq []byte
+			if s.qy > 0 {
+				yq = s.yq[o*s.qy : (o+1)*s.qy]
+			}
+			latRows(s.lf.DownOut[g], s.o[o*ne+lo:o*ne+hi], lo, s.y[o*rd:(o+1)*rd], yq)
+		}
+		for i := lo; i < hi; i++ {
+			var sum float32
+			for gs := range s.ngs[0] {
+				sum += s.o[gs*ne+i]
+			}
+			s.out[i] = sum
+		}
+		return
+	}
 	for i := lo; i < hi; i++ {
 		for _, g := range s.usedG {
 			s.dots(s.lf.DownOut[g], i, s.gUsers[g], func(u latUser) ([]float32, []byte) {

@@ -25,10 +25,11 @@ func newConvertMoLECmd() *cobra.Command {
 		energy              float64
 		whiten, baseline    bool
 		refit, alloc        bool
+		stream              bool
 		fit, fitCG, sample  int
 	)
 	cmd := &cobra.Command{
-		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE | --calib-sample N] [--whiten] [--refit] [--fit N] [--alloc] [--groups G] [--baseline]",
+		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE | --calib-sample N] [--whiten] [--refit] [--fit N] [--alloc] [--groups G] [--baseline] [--stream]",
 		Short: "Convert a MoE model's experts to MoLE latent experts (shared basis + small per-expert matrices)",
 		Long: `Convert the routed experts of a MoE model into MoLE's latent form (docs/algorithms.md §4,
 docs/format.md "MoLE"): the gate and up projections of each layer become a shared B (r x n)
@@ -59,6 +60,11 @@ the n x n Gram matrix; A_e and D_e are the experts projected on them.
   --baseline    instead, each expert truncated by its own SVD at the parameter count
                 MoLE has at the chosen rank (the yardstick MoLE must beat); with --fit,
                 each expert's own calibrated (whitened) SVD, the data-aware yardstick
+  --stream      write the output layer by layer from a GGUF input (--rank only, plain
+                factorisation): memory stays about one layer's factors, for models whose
+                experts do not fit in memory as float32 (OLMoE-sized). Where the rank is
+                below 75% of the width, the basis comes from randomized subspace iteration
+                (mole.mole.eigen_solver records which); the energy reported is what it keeps
 
 The other tensors are copied (--type applies to every matrix). The method, ranks and
 parameter counts are recorded as mole.mole.* metadata (mole info shows them). The output
@@ -121,22 +127,32 @@ appears only when complete.`,
 			bar := newBar(stderr)
 			o.Progress = bar.update
 			t0 := time.Now()
-			cm, rep, err := engine.ConvertMoLE(cmd.Context(), m, o)
-			if err != nil {
+			var rep *engine.MoLEReport
+			if stream {
+				rep, err = engine.ConvertMoLEStream(cmd.Context(), m, out, o, dt)
 				bar.done()
-				return err
-			}
-			defer cm.Close()
-			meta := rep.MoLEMeta(o)
-			if calibName != "" {
-				meta["mole.mole.calibration"] = loader.StringValue(calibName)
-			}
-			g := engine.GGUFOptions{DType: dt, Meta: meta,
-				Progress: func(done, total int64) { bar.update("writing", done, total) }}
-			err = engine.WriteGGUFWith(cm, out, g)
-			bar.done()
-			if err != nil {
-				return err
+				if err != nil {
+					return err
+				}
+			} else {
+				var cm *engine.Model
+				cm, rep, err = engine.ConvertMoLE(cmd.Context(), m, o)
+				if err != nil {
+					bar.done()
+					return err
+				}
+				defer cm.Close()
+				meta := rep.MoLEMeta(o)
+				if calibName != "" {
+					meta["mole.mole.calibration"] = loader.StringValue(calibName)
+				}
+				g := engine.GGUFOptions{DType: dt, Meta: meta,
+					Progress: func(done, total int64) { bar.update("writing", done, total) }}
+				err = engine.WriteGGUFWith(cm, out, g)
+				bar.done()
+				if err != nil {
+					return err
+				}
 			}
 			st, err := os.Stat(out)
 			if err != nil {
@@ -170,6 +186,7 @@ appears only when complete.`,
 	f.IntVar(&fitCG, "fit-cg", 6, "conjugate-gradient steps per basis update of --fit")
 	f.BoolVar(&alloc, "alloc", false, "allocate --rank's parameters over layers and projections by spectrum")
 	f.IntVar(&sample, "calib-sample", 0, "calibrate on this many tokens sampled from the model (instead of --calib)")
+	f.BoolVar(&stream, "stream", false, "write layer by layer from a GGUF input (--rank only): for models whose experts do not fit in memory as float32")
 	f.StringVar(&typ, "type", "f16", "weight type of the output: f32, f16 or q8_0")
 	return cmd
 }
