@@ -408,7 +408,7 @@ func (b *Batch) runParts(p *Pool, L *Layer) {
 		}
 		b.upInputs(qn)
 	}
-	p.RunChunk(rows, b.chunk(rows, 2*ne*len(items)*c.NExpertUsed/max(len(b.parts), 1)), b.upRun)
+	b.runRows(p, rows, 2*ne*len(items)*c.NExpertUsed/max(len(b.parts), 1), b.upRun)
 	o := 0
 	for i := range b.parts {
 		if pt := &b.parts[i]; pt.down.Quantized() {
@@ -421,7 +421,7 @@ func (b *Batch) runParts(p *Pool, L *Layer) {
 	// silu(gate)*up over each user's whole part, with Forward's vector kernel, and the
 	// quantised inputs of down, on the pool (batch_i8.go).
 	b.siluQuantize(p)
-	p.RunChunk(ne, b.chunk(ne, b.hidden*len(items)), b.dnRun)
+	b.runRows(p, ne, b.hidden*len(items), b.dnRun)
 }
 
 func (b *Batch) addPart(gate, up, down *Matrix) *batchPart {
@@ -561,6 +561,14 @@ func (b *Batch) chunk(rows, cost int) int {
 	return (c + 3) &^ 3
 }
 
+// runRows runs fn over rows of cost multiply-adds each in chunks of b.chunk rows that
+// shrink to an eighth of that at the end of the run (Pool.RunGuided), so that two
+// workers of slightly different speed finish together.
+func (b *Batch) runRows(p *Pool, rows, cost int, fn func(lo, hi int)) {
+	c := b.chunk(rows, cost)
+	p.RunGuided(rows, c, c/8, 4, fn)
+}
+
 func (b *Batch) runMM(p *Pool) {
 	j := &b.mm
 	if j.quant {
@@ -572,7 +580,7 @@ func (b *Batch) runMM(p *Pool) {
 			j.gin.x8, j.gin.pc, j.gin.xs = x8, pc, xs // (the encodings stay for MWQ)
 		}
 	}
-	p.RunChunk(j.rows, b.chunk(j.rows, j.inDim*j.n), b.mmRun)
+	b.runRows(p, j.rows, j.inDim*j.n, b.mmRun)
 }
 
 // dotGroup is how many activation vectors one pass over a weight row serves (a stack array

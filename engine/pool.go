@@ -44,6 +44,9 @@ type Pool struct {
 	n     int64
 	chunk int64
 	next  atomic.Int64
+	// tail > 0 makes the run guided (RunGuided): chunks shrink towards tail as the
+	// remaining rows run out, in multiples of align.
+	tail, align int64
 
 	// mv is the job behind MulVec, kept here so that MulVec does not allocate.
 	mvMu  sync.Mutex
@@ -219,6 +222,25 @@ func serial(n, chunk int, fn func(lo, hi int)) {
 // on the calling goroutine without waking anyone; a one-worker pool runs every chunk
 // on the caller, one fn call each, so chunking still provides safe points.
 func (p *Pool) RunChunk(n, chunk int, fn func(lo, hi int)) {
+	p.run(n, chunk, 0, 1, fn)
+}
+
+// RunGuided is RunChunk with chunks that shrink at the end of the run: a worker takes
+// chunk rows while plenty remain, then a share of what is left (remaining / (2 ×
+// workers), rounded up to a multiple of align), never fewer than tail. With a handful
+// of equal chunks per worker, one worker running a little slower than the other (a
+// busy sibling hyperthread) leaves the other idle for up to a whole chunk at the end:
+// with four chunks each, 2 threads measured 1.5-1.6x one thread on the 512-token
+// prefill GEMM in some runs and 1.9-2.0x in others. Shrinking the last chunks bounds
+// that idle time by tail rows, while the number of kernel calls (each of which
+// prepares its token block) grows only by a few.
+func (p *Pool) RunGuided(n, chunk, tail, align int, fn func(lo, hi int)) {
+	align = max(align, 1)
+	tail = max((tail+align-1)/align*align, align)
+	p.run(n, max(chunk, tail), tail, align, fn)
+}
+
+func (p *Pool) run(n, chunk, tail, align int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
@@ -229,6 +251,7 @@ func (p *Pool) RunChunk(n, chunk int, fn func(lo, hi int)) {
 	}
 	p.mu.Lock()
 	p.fn, p.n, p.chunk = fn, int64(n), int64(chunk)
+	p.tail, p.align = int64(tail), int64(align)
 	p.next.Store(0)
 	helpers := min(len(p.wake), (n+chunk-1)/chunk-1)
 	p.wg.Add(helpers)
@@ -246,11 +269,33 @@ func (p *Pool) RunChunk(n, chunk int, fn func(lo, hi int)) {
 }
 
 func (p *Pool) work() {
+	if p.tail > 0 {
+		p.workGuided()
+		return
+	}
 	for {
 		lo := p.next.Add(p.chunk) - p.chunk
 		if lo >= p.n {
 			return
 		}
 		p.fn(int(lo), int(min(lo+p.chunk, p.n)))
+	}
+}
+
+// workGuided claims chunks by compare-and-swap, since their size depends on where the
+// counter stands.
+func (p *Pool) workGuided() {
+	share := 2 * int64(p.workers)
+	for {
+		lo := p.next.Load()
+		if lo >= p.n {
+			return
+		}
+		c := ((p.n-lo+share-1)/share + p.align - 1) / p.align * p.align
+		c = min(p.chunk, max(c, p.tail))
+		if !p.next.CompareAndSwap(lo, lo+c) {
+			continue
+		}
+		p.fn(int(lo), int(min(lo+c, p.n)))
 	}
 }

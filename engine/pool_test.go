@@ -269,3 +269,45 @@ func calibrateSpin(ns int) int {
 		n *= 2
 	}
 }
+
+// RunGuided covers every row exactly once, in chunks that start on a multiple of align,
+// never exceed chunk, and are at least tail rows except where the rows run out; the
+// chunks shrink towards the end, so the run makes more calls than RunChunk's equal
+// chunks but far fewer than tail-sized ones.
+func TestPoolRunGuided(t *testing.T) {
+	for _, workers := range []int{1, 2, 3} {
+		p := NewPool(workers)
+		for _, c := range []struct{ n, chunk, tail, align int }{
+			{4096, 516, 64, 6}, {4096, 512, 64, 4}, {1000, 100, 7, 1}, {17, 4, 1, 4}, {5, 100, 1, 1}, {300, 10, 40, 4},
+		} {
+			seen := make([]atomic.Int32, c.n)
+			var calls atomic.Int32
+			var bad atomic.Value
+			p.RunGuided(c.n, c.chunk, c.tail, c.align, func(lo, hi int) {
+				calls.Add(1)
+				tail := max((c.tail+c.align-1)/c.align*c.align, c.align)
+				if lo%c.align != 0 || hi-lo > max(c.chunk, tail) || (hi-lo < tail && hi != c.n) {
+					bad.Store([2]int{lo, hi})
+				}
+				for i := lo; i < hi; i++ {
+					seen[i].Add(1)
+				}
+			})
+			if v := bad.Load(); v != nil {
+				t.Errorf("workers %d %+v: chunk %v breaks the rules", workers, c, v)
+			}
+			for i := range seen {
+				if seen[i].Load() != 1 {
+					t.Fatalf("workers %d %+v: row %d ran %d times", workers, c, i, seen[i].Load())
+				}
+			}
+			if workers > 1 && c.n == 4096 {
+				equal := (c.n + c.chunk - 1) / c.chunk
+				if n := int(calls.Load()); n <= equal || n > 3*equal {
+					t.Errorf("workers %d %+v: %d calls, want a few more than RunChunk's %d", workers, c, n, equal)
+				}
+			}
+		}
+		p.Close()
+	}
+}
