@@ -157,8 +157,9 @@ type latUser struct{ item, slot int }
 // latentScratch runs latent layers for up to n tokens at once (State.Forward: one;
 // Batch: its items), with every buffer allocated once. One code path serves both, so
 // a token's numbers never depend on the batch it is in: every product goes through
-// rowDots (the kernels Forward's rows use, one vector's bits whatever the group) and
-// every sum runs in the token's own slot order.
+// rowDots (the kernels Forward's rows use, one vector's bits whatever the group) or, in
+// a batch whose matrices have one, the GEMM kernel (latent_gemm.go), which equals the
+// GEMV Forward uses bit for bit; and every sum runs in the token's own slot order.
 type latentScratch struct {
 	m    *Model
 	maxN int
@@ -187,6 +188,8 @@ type latentScratch struct {
 	qx, qz, qh, qy   int // bytes per encoding in each buffer (0: that phase is float)
 
 	runA, runB, runD func(lo, hi int)
+
+	gm latGemm // the GEMM path's scratch (batches only: see latent_gemm.go)
 }
 
 // newLatentScratch returns scratch for n tokens, or nil when m has no latent layer.
@@ -221,6 +224,9 @@ func (m *Model) newLatentScratch(n int) *latentScratch {
 		s.eUsers[e] = make([]latUser, 0, n)
 	}
 	s.runA, s.runB, s.runD = s.phaseA, s.phaseB, s.phaseD
+	if n > 1 {
+		s.gm = newLatGemm(m, n, K, c.NExpert, groups, max(zs, mExp, rd, c.NEmbd), max(zs, mExp, rd, c.NEmbd))
+	}
 	return s
 }
 
@@ -266,6 +272,9 @@ func (s *latentScratch) run(p *Pool, lf *LatentFFN, n int, xn, out []float32, id
 		}
 		s.ngs[i] = ng
 	}
+	if n > 1 {
+		s.setBases()
+	}
 
 	// Phase A: z = B x for each (token, group).
 	s.qx = 0
@@ -275,6 +284,7 @@ func (s *latentScratch) run(p *Pool, lf *LatentFFN, n int, xn, out []float32, id
 			m.quantAct(s.xq[i*s.qx:(i+1)*s.qx], xn[i*ne:(i+1)*ne])
 		}
 	}
+	s.gm.aOn = s.qx > 0 && s.groupInputs(lf.GateIn, lf.UpIn, s.xOf)
 	rows := len(s.usedG) * s.zs
 	p.RunChunk(rows, latChunk(p, rows, ne*n), s.runA)
 
@@ -336,6 +346,7 @@ func (s *latentScratch) run(p *Pool, lf *LatentFFN, n int, xn, out []float32, id
 			}
 		}
 	}
+	s.gm.dOn = s.qy > 0 && s.groupInputs(lf.DownOut, nil, s.yOf)
 	p.RunChunk(ne, latChunk(p, ne, rd*n*K), s.runD)
 }
 
@@ -373,6 +384,10 @@ func (s *latentScratch) dots(mm *Matrix, i int, users []latUser, vec func(u latU
 
 func (s *latentScratch) phaseA(lo, hi int) {
 	ne, K := s.m.Config.NEmbd, s.K
+	if s.gm.aOn {
+		s.phaseAGemm(lo, hi)
+		return
+	}
 	if s.n == 1 { // one token: whole runs of rows of one matrix (see oneUser)
 		var xq []byte
 		if s.qx > 0 {
@@ -421,9 +436,23 @@ func (s *latentScratch) phaseB(lo, hi int) {
 			s.oneUser(e, users[0])
 			continue
 		}
-		for i := range mExp {
-			s.dots(s.lf.ExpGate[e], i, users, s.zGate, func(u latUser, v float32) { s.h[(u.item*K+u.slot)*mExp+i] = v })
-			s.dots(s.lf.ExpUp[e], i, users, s.zUp, func(u latUser, v float32) { s.u[(u.item*K+u.slot)*mExp+i] = v })
+		base := 0
+		if s.n > 1 {
+			base = s.gm.eBase[r]
+		}
+		if ag := s.lf.ExpGate[e]; latGemmOK(ag, len(users)) {
+			s.gemmUsers(ag, users, base, s.zGate, s.hSlot)
+		} else {
+			for i := range mExp {
+				s.dots(ag, i, users, s.zGate, func(u latUser, v float32) { s.h[(u.item*K+u.slot)*mExp+i] = v })
+			}
+		}
+		if au := s.lf.ExpUp[e]; latGemmOK(au, len(users)) {
+			s.gemmUsers(au, users, base, s.zUp, s.uSlot)
+		} else {
+			for i := range mExp {
+				s.dots(au, i, users, s.zUp, func(u latUser, v float32) { s.u[(u.item*K+u.slot)*mExp+i] = v })
+			}
 		}
 		for _, u := range users {
 			o := u.item*K + u.slot
@@ -432,6 +461,10 @@ func (s *latentScratch) phaseB(lo, hi int) {
 			if s.qh > 0 {
 				s.m.quantAct(s.hq[o*s.qh:(o+1)*s.qh], h)
 			}
+		}
+		if d := s.lf.ExpDown[e]; latGemmOK(d, len(users)) {
+			s.gemmUsers(d, users, base, s.hOf, s.vSlot)
+			continue
 		}
 		for j := range rd {
 			s.dots(s.lf.ExpDown[e], j, users, s.hOf, func(u latUser, v float32) { s.v[(u.item*K+u.slot)*rd+j] = v })
@@ -500,6 +533,10 @@ func (s *latentScratch) hOf(u latUser) ([]float32, []byte) {
 
 func (s *latentScratch) phaseD(lo, hi int) {
 	K, rd, ne := s.K, s.rd, s.m.Config.NEmbd
+	if s.gm.dOn {
+		s.phaseDGemm(lo, hi)
+		return
+	}
 	if s.n == 1 { // one token: rows lo..hi of each group's C at once (see oneUser)
 		for _, g := range s.usedG {
 			o := s.gUsers[g][0].slot // item 0
