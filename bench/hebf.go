@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strings"
 	"time"
 
@@ -107,13 +106,12 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 	ctxLen := o.Warm + o.Gen + 2
 	if o.Resident {
 		ResetPeakRSS()
-		row := HEBFRow{Policy: "resident", Fraction: math.NaN()}
+		row := HEBFRow{Policy: "resident"}
 		row.TG, _ = hebfTG(m, o, ctxLen)
 		if o.Parallel > 0 {
 			row.Par = hebfPar(m, o, ctxLen)
 		}
 		row.PeakRSS = PeakRSS()
-		row.Fraction = 0
 		rep.Rows = append(rep.Rows, row)
 		logf("resident: tg %.2f t/s, %d parallel %.2f t/s, peak RSS %s\n", row.TG, o.Parallel, row.Par, sched.FormatSize(row.PeakRSS))
 	}
@@ -122,7 +120,8 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 			if err := ctx.Err(); err != nil {
 				return rep, err
 			}
-			c, err := m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend, Profile: o.Profile})
+			opts := sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend, Profile: o.Profile}
+			c, err := m.SetMemBudget(opts)
 			if err != nil {
 				logf("%s at %.0f%% (%s): %v\n", pol, 100*pt.frac, sched.FormatSize(pt.budget), err)
 				continue
@@ -143,7 +142,7 @@ func RunHEBF(ctx context.Context, o HEBFOptions) (*HEBFReport, error) {
 			row.Mix = mixString(tgStats.Mix)
 			if o.Parallel > 0 {
 				// A fresh cache for the throughput test too.
-				if c, err = m.SetMemBudget(sched.Options{Budget: pt.budget, Policy: pol, Backend: o.Backend, Profile: o.Profile}); err != nil {
+				if c, err = m.SetMemBudget(opts); err != nil {
 					return rep, err
 				}
 				row.Par = hebfPar(m, o, ctxLen)

@@ -170,10 +170,11 @@ func runModel(ctx context.Context, o Options, path string, isas []kernels.ISA, r
 	r := newRunner(o, m)
 	var out []Result
 	for _, w := range widths {
-		tr := TrafficOf(m)
+		var bits []int // nil: TrafficOf
 		if isMWQ {
-			tr = TrafficAt(m, m.SetExpertBits([]int{w}))
+			bits = m.SetExpertBits([]int{w})
 		}
+		tr := TrafficAt(m, bits)
 		base := Result{
 			Model: filepath.Base(path), ModelType: modelType(m, tr), ModelSize: tr.FileBytes,
 			Params: tr.Params, ActiveParams: tr.Active, ExpertBits: w, Backend: "CPU", Reps: o.Reps,

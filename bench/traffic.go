@@ -134,12 +134,12 @@ func TrafficAt(m *engine.Model, bits []int) Traffic {
 }
 
 // mwqPlaneBytes is the size of n residual planes of mm when it is an MWQ matrix (whose
-// Data is its base only), 0 otherwise.
+// Data is its base only; rows stored padded to whole groups), 0 otherwise.
 func mwqPlaneBytes(mm *engine.Matrix, n int) int64 {
 	if (mm.DType != loader.MWQBase2 && mm.DType != loader.MWQBase5) || n <= 0 {
 		return 0
 	}
-	return int64(n) * int64(mm.Rows) * int64(mm.Cols/kernels.MWQGroup) * kernels.MWQPlaneBlockBytes
+	return int64(n) * int64(mm.Rows) * int64(mm.DType.PaddedCols(mm.Cols)/kernels.MWQGroup) * kernels.MWQPlaneBlockBytes
 }
 
 // moleSideBytes is what a product with one of mole's int8 matrices reads besides its

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
 )
 
@@ -43,5 +44,17 @@ func TestTrafficMoLEByHand(t *testing.T) {
 	}
 	if want := got.Attention + got.Router + got.Experts + got.DenseFFN + got.Output + got.Other; got.Bytes != want {
 		t.Errorf("bytes %d, parts sum to %d", got.Bytes, want)
+	}
+}
+
+// An MWQ matrix whose columns are not a whole number of groups stores each row padded to
+// whole groups, and a token reads the padded planes: 200 columns are two groups a row.
+func TestMWQPlaneBytesPadded(t *testing.T) {
+	mm := &engine.Matrix{DType: loader.MWQBase2, Rows: 3, Cols: 200}
+	if got, want := mwqPlaneBytes(mm, 2), int64(2*3*2*kernels.MWQPlaneBlockBytes); got != want {
+		t.Errorf("2 planes of a 3x200 MWQ matrix: %d bytes, want %d", got, want)
+	}
+	if got := mwqPlaneBytes(&engine.Matrix{DType: loader.F16, Rows: 3, Cols: 200}, 2); got != 0 {
+		t.Errorf("F16 matrix: %d plane bytes, want 0", got)
 	}
 }

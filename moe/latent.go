@@ -360,23 +360,13 @@ func RefitIn(ws [][]float32, m, n int, bases [][]float32, groupOf []int, covs []
 		p.Mul(s, bd.T())
 		var g mat.Dense // B S Bᵀ, r x r
 		g.Mul(bd, &p)
-		gs := mat.NewSymDense(r, nil)
-		for i := range r {
-			for j := i; j < r; j++ {
-				gs.SetSym(i, j, (g.At(i, j)+g.At(j, i))/2)
-			}
-		}
-		var ch mat.Cholesky
-		if !ch.Factorize(gs) {
-			return fmt.Errorf("moe: expert %d: B S Bᵀ is not positive definite", e)
-		}
 		var wp mat.Dense // W S Bᵀ, m x r
 		wp.Mul(toDense(w, m, n), &p)
-		var at mat.Dense // A_eᵀ = (B S Bᵀ)⁻¹ (W S Bᵀ)ᵀ
-		if err := ch.SolveTo(&at, wp.T()); err != nil {
-			return fmt.Errorf("moe: expert %d: %w", e, err)
+		a, err := solveA(e, &g, &wp)
+		if err != nil {
+			return err
 		}
-		experts[e] = fromDense(mat.DenseCopyOf(at.T()))
+		experts[e] = fromDense(a)
 	}
 	return nil
 }

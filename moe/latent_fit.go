@@ -89,23 +89,12 @@ func FitIn(ws [][]float32, m, n int, bases [][]float32, groupOf []int, covs [][]
 			q.Mul(s[e], bg.T())
 			var gm mat.Dense // B S Bᵀ
 			gm.Mul(bg, &q)
-			sym := mat.NewSymDense(r, nil)
-			for i := range r {
-				for j := i; j < r; j++ {
-					sym.SetSym(i, j, (gm.At(i, j)+gm.At(j, i))/2)
-				}
-			}
 			var rhs mat.Dense // W S Bᵀ, m x r
 			rhs.Mul(p[e], bg.T())
-			var ch mat.Cholesky
-			if !ch.Factorize(sym) {
-				return 0, fmt.Errorf("moe: expert %d: B S Bᵀ is not positive definite", e)
+			var err error
+			if a[e], err = solveA(e, &gm, &rhs); err != nil {
+				return 0, err
 			}
-			var at mat.Dense
-			if err := ch.SolveTo(&at, rhs.T()); err != nil {
-				return 0, fmt.Errorf("moe: expert %d: %w", e, err)
-			}
-			a[e] = mat.DenseCopyOf(at.T())
 			// At the least-squares A the objective is c - <A, W S Bᵀ>.
 			obj += c[e] - mat.Sum(elemMul(a[e], &rhs))
 		}
@@ -208,6 +197,27 @@ func solveBasis(b0 *mat.Dense, members []int, a, s, p []*mat.Dense, iters int) *
 	var qm mat.Dense
 	qr.QTo(&qm)
 	return mat.DenseCopyOf(qm.Slice(0, n, 0, r).T())
+}
+
+// solveA is the least-squares A of expert e: A = rhs (B S Bᵀ)⁻¹ for gm = B S Bᵀ (r x r,
+// symmetrised here) and rhs = W S Bᵀ (m x r), by Cholesky (FitIn's A step, RefitIn).
+func solveA(e int, gm, rhs *mat.Dense) (*mat.Dense, error) {
+	r, _ := gm.Dims()
+	sym := mat.NewSymDense(r, nil)
+	for i := range r {
+		for j := i; j < r; j++ {
+			sym.SetSym(i, j, (gm.At(i, j)+gm.At(j, i))/2)
+		}
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(sym) {
+		return nil, fmt.Errorf("moe: expert %d: B S Bᵀ is not positive definite", e)
+	}
+	var at mat.Dense // Aᵀ = (B S Bᵀ)⁻¹ (W S Bᵀ)ᵀ
+	if err := ch.SolveTo(&at, rhs.T()); err != nil {
+		return nil, fmt.Errorf("moe: expert %d: %w", e, err)
+	}
+	return mat.DenseCopyOf(at.T()), nil
 }
 
 func elemMul(x, y mat.Matrix) *mat.Dense {

@@ -30,25 +30,7 @@ func NewStats(cols int) *Stats {
 // Add accumulates one activation vector (len Cols). The rank-1 update runs in float32
 // with the SIMD Axpy kernel and is flushed into the float64 Gram matrix every
 // flushEvery vectors, which keeps the sums accurate at a fraction of float64's cost.
-func (s *Stats) Add(x []float32) {
-	n := s.Cols
-	x = x[:n]
-	if s.acc == nil {
-		s.acc = make([]float32, n*n)
-	}
-	for i, xi := range x {
-		if a := float32(math.Abs(float64(xi))); a > s.AbsMax[i] {
-			s.AbsMax[i] = a
-		}
-		if xi != 0 {
-			kernels.Axpy(s.acc[i*n+i:i*n+n], xi, x[i:])
-		}
-	}
-	s.Tokens++
-	if s.pending++; s.pending == flushEvery {
-		s.flush()
-	}
-}
+func (s *Stats) Add(x []float32) { s.AddBatch([][]float32{x}) }
 
 const flushEvery = 64
 

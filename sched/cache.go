@@ -70,6 +70,17 @@ func (b Backend) String() string {
 	return "pread"
 }
 
+// ParseBackend maps "pread" (or "") or "mmap" to a Backend (--cache-io).
+func ParseBackend(s string) (Backend, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "pread":
+		return Pread, nil
+	case "mmap":
+		return Mmap, nil
+	}
+	return Pread, fmt.Errorf("--cache-io %q: want pread or mmap", s)
+}
+
 // Unit is one plane of one expert: its gate, up and down bytes, three ranges of the file.
 type Unit struct {
 	Off  [3]int64
@@ -387,14 +398,6 @@ func (c *Cache) Plan(layer int, experts, tokens []int32) []Entry {
 		hist[e] *= c.o.Decay
 	}
 
-	c.mu.Lock()
-	for i := range n {
-		c.ready[i] = false
-	}
-	c.computed = 0
-	c.stats.Steps++
-	c.mu.Unlock()
-
 	ops := c.ops[:0]
 	var hits, misses int64
 	for j := range plan {
@@ -426,15 +429,17 @@ func (c *Cache) Plan(layer int, experts, tokens []int32) []Entry {
 	c.stats.Hits += hits
 	c.stats.Evictions = c.nEvict
 	c.stats.Misses += misses
+	c.stats.Steps++
+	c.computed = 0
 	// Entries without loads are ready now; the others when their last load is done.
-	loads := make0(c.ready[:n])
+	ready := c.ready[:n]
+	for j := range ready {
+		ready[j] = true
+	}
 	for i := range ops {
 		if ops[i].entry >= 0 {
-			loads[ops[i].entry] = true
+			ready[ops[i].entry] = false
 		}
-	}
-	for j := range n {
-		c.ready[j] = !loads[j]
 	}
 	if len(ops) > 0 {
 		c.jobsSent++
@@ -443,14 +448,7 @@ func (c *Cache) Plan(layer int, experts, tokens []int32) []Entry {
 	if len(ops) > 0 {
 		c.jobs <- ops
 	}
-	c.plan = plan
 	return plan
-}
-
-// make0 clears b and returns it (a reused scratch of flags).
-func make0(b []bool) []bool {
-	clear(b)
-	return b
 }
 
 // chooseBits sets each entry's width: forced, or (LRU) the widest, or from hotness and

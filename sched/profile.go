@@ -3,13 +3,15 @@ package sched
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mole-llm/mole/loader"
 )
 
 // Profile is what `mole profile` measures on a device for one model (D²MoE's offline
@@ -57,30 +59,13 @@ func ReadProfile(path string) (*Profile, error) {
 	return &p, nil
 }
 
-// WriteProfile writes p to path atomically (a temporary file renamed into place).
+// WriteProfile writes p to path atomically (loader.WriteFileAtomic).
 func WriteProfile(path string, p *Profile) error {
-	b, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return loader.WriteFileAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	})
 }
 
 // IOTime is the profiled time to load a plane of level k by backend (0 when unknown).

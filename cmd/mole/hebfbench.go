@@ -61,13 +61,9 @@ func runHEBFBench(cmd *cobra.Command, h hebfBenchFlags, model string, gen, threa
 		}
 		o.Policies = append(o.Policies, p)
 	}
-	switch h.io {
-	case "pread":
-		o.Backend = sched.Pread
-	case "mmap":
-		o.Backend = sched.Mmap
-	default:
-		return fmt.Errorf("--cache-io %q: want pread or mmap", h.io)
+	var err error
+	if o.Backend, err = sched.ParseBackend(h.io); err != nil {
+		return err
 	}
 	o.Profile, _ = sched.ReadProfile(sched.ProfilePath(model)) // mole profile, when run
 	o.Open = func(path string) (*engine.Model, func(), error) {

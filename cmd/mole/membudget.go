@@ -50,9 +50,6 @@ func memBudgetFor(m *engine.Model, spec string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("--mem-budget: %w", err)
 	}
-	if n == 0 {
-		return 0, nil
-	}
 	return n, nil
 }
 
@@ -80,13 +77,8 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 	}
 	prof, _ := sched.ReadProfile(sched.ProfilePath(lay.Path)) // mole profile, when run
 	o.Profile = prof
-	switch strings.ToLower(strings.TrimSpace(bf.backend)) {
-	case "", "pread":
-		o.Backend = sched.Pread
-	case "mmap":
-		o.Backend = sched.Mmap
-	default:
-		return "", fmt.Errorf("--cache-io %q: want pread or mmap", bf.backend)
+	if o.Backend, err = sched.ParseBackend(bf.backend); err != nil {
+		return "", err
 	}
 	c, err := m.SetMemBudget(o)
 	if err != nil {
