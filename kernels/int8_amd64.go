@@ -130,6 +130,14 @@ func i8Epilogue(out []float32, dots []int32, scale []float32, rowSum []int32, xS
 	}
 }
 
+// gemmEpilogue runs i8Epilogue per token on the token-major raw sums of a GEMM of rows
+// rows (out and dots are the same memory).
+func gemmEpilogue(out []float32, dots []int32, rows int, scale []float32, rowSum []int32, xScale []float32) {
+	for t, xs := range xScale {
+		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], scale, rowSum, xs)
+	}
+}
+
 func gemvA8W4(out []float32, codes []byte, tables []int8, s1 []float32, rowSum []int32, x []int8, xScale float32) {
 	if !asmISA() || len(x) == 0 {
 		gemvA8W4Generic(out, codes, tables, s1, rowSum, x, xScale)
@@ -310,9 +318,7 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	if vexGemmOK(rows, ntok, cols) {
 		dots := asInt32(out)
 		gemmStripsVEX(active, dots, rows, ntok, cols, x, w, nil)
-		for t, xs := range xScale {
-			i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], wScale, rowSum, xs)
-		}
+		gemmEpilogue(out, dots, rows, wScale, rowSum, xScale)
 		return
 	}
 	if active != AVX512 || rows < R || ntok < T || cols == 0 {
@@ -334,13 +340,12 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 	gemmStripsAVX512(dots, rows, ntok, cols, (cols+63)&^63, m0,
 		func(xp []byte, ps, t0, n int) { prepI8XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n) },
 		nil, w)
-	for t, xs := range xScale {
-		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], wScale, rowSum, xs)
-	}
+	gemmEpilogue(out, dots, rows, wScale, rowSum, xScale)
 }
 
 // xPrep holds prepared activations: one token block of the AVX-512 GEMMs (gemmTokenBlock
-// tokens, padded), or the one token of the AVX-512 A8W4 GEMV. Taken per call, so
+// tokens, padded), or the one token of the AVX-512 A8W4 GEMV; for the blocked GGML GEMMs
+// (ggml_amd64.go) also their prepared weights (64-byte aligned there). Taken per call, so
 // concurrent calls (the engine's pool) each get their own without allocating in steady
 // state.
 var xPrep = sync.Pool{New: func() any { return new([]byte) }}
@@ -361,9 +366,7 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 		gemmStripsVEX(active, dots, rows, ntok, cols, x, nil, func(w8 []int8, ps8, r0 int) {
 			unpackA8W4AVX2(&w8[0], ps8, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, vr)
 		})
-		for t, xs := range xScale {
-			i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
-		}
+		gemmEpilogue(out, dots, rows, s1, rowSum, xScale)
 		return
 	}
 	if active != AVX512 || rows < R || ntok < T || cols == 0 {
@@ -373,17 +376,12 @@ func gemmA8W4(out []float32, rows int, codes []byte, tables []int8, s1 []float32
 		return
 	}
 	dots := asInt32(out)
-	kc, kx0, kx1 := a4Masks(cols)
+	kc, _, _ := a4Masks(cols)
 	cb, tb := cols/2, a8w4Groups(cols)*16
-	pc := a8w4Groups(cols) * 128 // unpacked rows are whole groups, padding codes zero
-	gemmStripsAVX512(dots, rows, ntok, pc, pc, 0,
-		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
-		func(wu []int8, ps, r0 int) {
-			unpackA8W4AVX512(&wu[0], ps, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*tb)
-		}, nil)
-	for t, xs := range xScale {
-		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
-	}
+	gemmA8W4StripsAVX512(dots, rows, ntok, x, func(wu []int8, ps, r0 int) {
+		unpackA8W4AVX512(&wu[0], ps, &codes[r0*cb], cb, &tables[r0*tb], tb, cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*tb)
+	})
+	gemmEpilogue(out, dots, rows, s1, rowSum, xScale)
 }
 
 // gemmA8W4G is gemmA8W4 on the stored pairs: the AVX-512 strips are unpacked by
@@ -411,23 +409,30 @@ func gemmA8W4G(out []float32, rows int, codes []byte, groups []byte, s1 []float3
 	default:
 		gemmA8W4GDots(dots, rows, codes, groups, x, ntok)
 	}
-	for t, xs := range xScale {
-		i8Epilogue(out[t*rows:(t+1)*rows], dots[t*rows:(t+1)*rows], s1, rowSum, xs)
-	}
+	gemmEpilogue(out, dots, rows, s1, rowSum, xScale)
 }
 
 // gemmA8W4GDots is the AVX-512 body of gemmA8W4 with unpackA8W4GAVX512 (rows >= R,
 // ntok >= T): raw sums into dots, token-major.
 func gemmA8W4GDots(dots []int32, rows int, codes []byte, groups []byte, x []int8, ntok int) {
 	cols := len(x) / ntok
-	kc, kx0, kx1 := a4Masks(cols)
+	kc, _, _ := a4Masks(cols)
 	cb, gb := cols/2, a8w4Groups(cols)*2
-	pc := a8w4Groups(cols) * 128 // unpacked rows are whole groups, padding codes zero
+	gemmA8W4StripsAVX512(dots, rows, ntok, x, func(wu []int8, ps, r0 int) {
+		unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*gb)
+	})
+}
+
+// gemmA8W4StripsAVX512 is gemmStripsAVX512 for the A8W4 GEMMs: x ([ntok][cols]) prepared
+// by prepA8W4XAVX512 and strips written by unpack, rows of whole groups (padding codes
+// zero) over all of them, no tail mask.
+func gemmA8W4StripsAVX512(dots []int32, rows, ntok int, x []int8, unpack func(wu []int8, ps, r0 int)) {
+	cols := len(x) / ntok
+	_, kx0, kx1 := a4Masks(cols)
+	pc := a8w4Groups(cols) * 128
 	gemmStripsAVX512(dots, rows, ntok, pc, pc, 0,
 		func(xp []byte, ps, t0, n int) { prepA8W4XAVX512(&xp[0], ps, &x[t0*cols], cols, cols, n, kx0, kx1) },
-		func(wu []int8, ps, r0 int) {
-			unpackA8W4GAVX512(&wu[0], ps, &codes[r0*cb], cb, &groups[r0*gb], gb, &a8w4LUT[0], cols, gemmI8Rows, kc, gemmI8Rows*cb, gemmI8Rows*gb)
-		}, nil)
+		unpack, nil)
 }
 
 // gemmStripsAVX512 is the loop the AVX-512 int8 and A8W4 GEMMs share (rows >= gemmI8Rows,

@@ -138,6 +138,7 @@ func TestGemvA8W4GPaths(t *testing.T) {
 					got := make([]float32, rows)
 					GemvA8W4G(got, c.codes, c.groups, c.s1, rs, c.x, c.xScale[0])
 					bitsEqual(t, "GemvA8W4G", got, want)
+					clear(got)
 					GemvA8W4(got, c.codes, tab, c.s1, rs, c.x, c.xScale[0])
 					bitsEqual(t, "GemvA8W4 (tables)", got, want)
 				}

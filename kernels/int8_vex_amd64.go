@@ -22,14 +22,6 @@ const (
 	gemmVEXToks = 4
 )
 
-// stripVEX calls gemmI8StripAVXVNNI from a Go function with a stack check: a safe point
-// per strip and token block (see copyStripI8).
-//
-//go:noinline
-func stripVEX(dots *int32, dstride int, w *int8, wstride int, x *byte, xstride int, cols int, ntiles int) {
-	gemmI8StripAVXVNNI(dots, dstride, w, wstride, x, xstride, cols, ntiles)
-}
-
 //go:noescape
 func prepI16XAVX2(dst *byte, dstride int, x *int8, xstride int, cols int, ntok int)
 
@@ -48,11 +40,16 @@ const (
 	gemmAVX2Toks = 3
 )
 
-// stripAVX2 calls gemmI16StripAVX2 from a Go function with a stack check: a safe point
-// per strip and token block (see copyStripI8).
+// stripVEX calls the strip kernel of isa (gemmI8StripAVXVNNI on the int8 strip w,
+// gemmI16StripAVX2 on the widened one) from a Go function with a stack check: a safe
+// point per strip and token block (see copyStripI8).
 //
 //go:noinline
-func stripAVX2(dots *int32, dstride int, w *byte, wstride int, x *byte, xstride int, cols int, ntiles int) {
+func stripVEX(isa ISA, dots *int32, dstride int, w *byte, wstride int, x *byte, xstride int, cols int, ntiles int) {
+	if isa == AVXVNNI {
+		gemmI8StripAVXVNNI(dots, dstride, (*int8)(unsafe.Pointer(w)), wstride, x, xstride, cols, ntiles)
+		return
+	}
 	gemmI16StripAVX2(dots, dstride, w, wstride, x, xstride, cols, ntiles)
 }
 
@@ -94,11 +91,7 @@ func gemmStripsVEX(isa ISA, dots []int32, rows, ntok, cols int, x []int8, w []in
 	xp := buf[R*ps+R*ps8:]                                         // the prepared block
 	wu8 := unsafe.Slice((*int8)(unsafe.Pointer(&wu[0])), len(wu))  // AVX-VNNI: wu as int8
 	strip := func(r0, t, xo, ntiles int) {
-		if isa == AVXVNNI {
-			stripVEX(&dots[t*rows+r0], rows, &wu8[0], ps, &xp[xo], ps, cols, ntiles)
-		} else {
-			stripAVX2(&dots[t*rows+r0], rows, &wu[0], ps, &xp[xo], ps, cols, ntiles)
-		}
+		stripVEX(isa, &dots[t*rows+r0], rows, &wu[0], ps, &xp[xo], ps, cols, ntiles)
 	}
 	for t0 := 0; t0 < ntok; t0 += block {
 		nt := min(block, ntok-t0)

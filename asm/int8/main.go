@@ -205,6 +205,28 @@ func gemvI8() {
 
 // a8w4Decode turns 64 code bytes (one group of 128 codes; lane j of c holds block j) into
 // two index vectors: lo = codes of x lanes 0,2,4,6 and hi = codes of x lanes 1,3,5,7.
+// unpackGroup writes the 128 int8 weights of one group to dst and dst+64: the 64 code
+// bytes at codes decoded (a8w4Decode) and looked up in the 16-byte table at table;
+// masked zeroes the weights past the tail mask kc.
+func unpackGroup(codes, table, dst Mem, c0f VecVirtual, kc Op, masked bool) {
+	var kk Op
+	if masked {
+		kk = kc
+	}
+	lo, hi := a8w4Decode(codes, c0f, kk)
+	tbl := ZMM()
+	VBROADCASTI32X4(table, tbl)
+	if masked {
+		VPSHUFB_Z(lo, tbl, kc, lo)
+		VPSHUFB_Z(hi, tbl, kc, hi)
+	} else {
+		VPSHUFB(lo, tbl, lo)
+		VPSHUFB(hi, tbl, hi)
+	}
+	VMOVDQU64(lo, dst)
+	VMOVDQU64(hi, dst.Offset(64))
+}
+
 func a8w4Decode(src Op, c0f VecVirtual, kc Op) (lo, hi VecVirtual) {
 	lo, hi = ZMM(), ZMM()
 	if kc != nil {
@@ -898,22 +920,7 @@ func unpackA8W4() {
 	JZ(LabelRef("ua_done"))
 	XORQ(j, j)
 	group := func(masked bool) {
-		var kk Op
-		if masked {
-			kk = kc
-		}
-		lo, hi := a8w4Decode(mem(p, j, 4, 0), c0f, kk)
-		tbl := ZMM()
-		VBROADCASTI32X4(mem(q, j, 1, 0), tbl)
-		if masked {
-			VPSHUFB_Z(lo, tbl, kc, lo)
-			VPSHUFB_Z(hi, tbl, kc, hi)
-		} else {
-			VPSHUFB(lo, tbl, lo)
-			VPSHUFB(hi, tbl, hi)
-		}
-		VMOVDQU64(lo, mem(d, j, 8, 0))
-		VMOVDQU64(hi, mem(d, j, 8, 64))
+		unpackGroup(mem(p, j, 4, 0), mem(q, j, 1, 0), mem(d, j, 8, 0), c0f, kc, masked)
 	}
 	Label("ua_loop")
 	CMPQ(j, full)
@@ -1489,23 +1496,8 @@ func unpackA8W4G() {
 		PREFETCHT1(Mem{Base: t})
 	}
 	group := func(masked bool) {
-		var kk Op
-		if masked {
-			kk = kc
-		}
 		idx := a8w4LUTIndex(Mem{Base: pg}, pm)
-		lo, hi := a8w4Decode(mem(p, j, 4, 0), c0f, kk)
-		tbl := ZMM()
-		VBROADCASTI32X4(Mem{Base: lut, Index: idx, Scale: 1}, tbl)
-		if masked {
-			VPSHUFB_Z(lo, tbl, kc, lo)
-			VPSHUFB_Z(hi, tbl, kc, hi)
-		} else {
-			VPSHUFB(lo, tbl, lo)
-			VPSHUFB(hi, tbl, hi)
-		}
-		VMOVDQU64(lo, mem(d, j, 8, 0))
-		VMOVDQU64(hi, mem(d, j, 8, 64))
+		unpackGroup(mem(p, j, 4, 0), Mem{Base: lut, Index: idx, Scale: 1}, mem(d, j, 8, 0), c0f, kc, masked)
 	}
 	Label("uag_loop")
 	CMPQ(j, full)
