@@ -210,10 +210,6 @@ func (b *Batch) Forward(items []BatchItem) {
 		m.Embed.RowF32(int(it.Token), b.x[i*ne:(i+1)*ne])
 		kernels.RoPEAngles(b.cos[i*hd/2:(i+1)*hd/2], b.sin[i*hd/2:(i+1)*hd/2], b.inv, it.Pos)
 	}
-	rope := kernels.RoPENeoX
-	if !c.RopeNeoX {
-		rope = kernels.RoPEInterleaved
-	}
 	eps := c.NormEps
 	p := m.pool
 
@@ -233,30 +229,7 @@ func (b *Batch) Forward(items []BatchItem) {
 		for i := range items {
 			q := b.q[i*qDim : (i+1)*qDim]
 			k, v := b.k[i], b.v[i]
-			if L.Bq != nil {
-				kernels.Add(q, L.Bq)
-				kernels.Add(k, L.Bk)
-				kernels.Add(v, L.Bv)
-			}
-			switch c.QKNorm {
-			case "head":
-				for h := 0; h < c.NHead; h++ {
-					kernels.RMSNorm(q[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], L.QNorm, eps)
-				}
-				for h := 0; h < c.NKVHead; h++ {
-					kernels.RMSNorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], L.KNorm, eps)
-				}
-			case "full":
-				kernels.RMSNorm(q, q, L.QNorm, eps)
-				kernels.RMSNorm(k, k, L.KNorm, eps)
-			}
-			cos, sin := b.cos[i*hd/2:(i+1)*hd/2], b.sin[i*hd/2:(i+1)*hd/2]
-			for h := 0; h < c.NHead; h++ {
-				rope(q[h*hd:(h+1)*hd], cos, sin)
-			}
-			for h := 0; h < c.NKVHead; h++ {
-				rope(k[h*hd:(h+1)*hd], cos, sin)
-			}
+			c.qkvTail(L, q, k, v, b.cos[i*hd/2:(i+1)*hd/2], b.sin[i*hd/2:(i+1)*hd/2])
 		}
 
 		// Attention reads the cache up to each item's own position, all of which was
@@ -366,12 +339,29 @@ func (b *Batch) ffn(p *Pool, L *Layer, l int) {
 				b.nParts[i] = K + 1
 			}
 		}
-		if g := b.m.schedOf(); g != nil { // under a memory budget (sched.go)
-			g.batchFFN(b, p, L, l)
-			return
-		}
+	}
+	if b.upQuantized() {
+		// Every item's input once per layer; runParts packs it per part (under a memory
+		// budget once per group of parts).
+		ne := c.NEmbd
+		b.quantRows(p, b.xq, b.m.actBytes(ne), b.xn, ne, len(items), nil, nil, 0)
+	}
+	if g := b.m.schedOf(); g != nil && L.Router != nil { // under a memory budget (sched.go)
+		g.batchFFN(b, p, L, l)
+		return
 	}
 	b.runParts(p, L)
+}
+
+// upQuantized reports whether gate or up of some part in b.parts is Quantized, so that
+// the parts take the items' quantised FFN inputs (b.xq).
+func (b *Batch) upQuantized() bool {
+	for i := range b.parts {
+		if pt := &b.parts[i]; pt.gate.Quantized() || pt.up.Quantized() {
+			return true
+		}
+	}
+	return false
 }
 
 // runParts runs the FFN parts in b.parts (gate and up, silu, down) and writes every item's
@@ -381,18 +371,14 @@ func (b *Batch) runParts(p *Pool, L *Layer) {
 	c := &b.m.Config
 	items := b.items
 	rows := 0
-	upQ := false
 	for i := range b.parts {
-		pt := &b.parts[i]
-		rows += pt.rows
-		upQ = upQ || pt.gate.Quantized() || pt.up.Quantized()
+		rows += b.parts[i].rows
 	}
 	ne := c.NEmbd
-	if upQ {
-		// Every item's input once, then for each part its users' inputs packed one after
+	if b.upQuantized() {
+		// For each part its users' inputs (quantised into b.xq by ffn) packed one after
 		// the other, the layout the GEMM kernels take.
 		qn := b.m.actBytes(ne)
-		b.quantRows(p, b.xq, qn, b.xn, ne, len(items), nil, nil, 0)
 		o := 0
 		for i := range b.parts {
 			pt := &b.parts[i]

@@ -73,14 +73,12 @@ func (m *Matrix) gemmRows(out []float32, lo, hi int, in gemmIn, ntok int) {
 	}
 }
 
-// packI8 copies the int8 values and scales of n consecutive I8 act encodings (qn bytes
-// each, pc values) into x8 (n*pc values) and xs (n scales).
-func packI8(x8 []int8, xs []float32, src []byte, qn, pc, n int) {
-	for k := 0; k < n; k++ {
-		v, s, _ := actI8View(src[k*qn:(k+1)*qn], pc)
-		copy(x8[k*pc:(k+1)*pc], v)
-		xs[k] = s
-	}
+// packI8 copies the int8 values of the I8 act encoding src into x8 (one token's row of
+// the padded width, len(x8) values) and returns its scale.
+func packI8(x8 []int8, src []byte) float32 {
+	v, s, _ := actI8View(src, len(x8))
+	copy(x8, v)
+	return s
 }
 
 // padCols is n rounded up to the I8 act encoding's 32 values.
@@ -146,7 +144,7 @@ func (b *Batch) upInputs(qn int) {
 		n := len(pt.users)
 		x8, xs := b.i8.up8[o*pc:(o+n)*pc], b.i8.ups[o:o+n]
 		for k, u := range pt.users {
-			packI8(x8[k*pc:(k+1)*pc], xs[k:k+1], b.xq[u.item*qn:(u.item+1)*qn], qn, pc, 1)
+			xs[k] = packI8(x8[k*pc:(k+1)*pc], b.xq[u.item*qn:(u.item+1)*qn])
 		}
 		pt.in.x8, pt.in.pc, pt.in.xs = x8, pc, xs
 		o += n
@@ -242,7 +240,7 @@ func (q *batchQuant) rows(lo, hi int) {
 		d := q.dst[k*q.qn : (k+1)*q.qn]
 		q.b.m.quantAct(d, q.src[k*q.sn:(k+1)*q.sn])
 		if q.x8 != nil {
-			packI8(q.x8[k*q.pc:(k+1)*q.pc], q.xs[k:k+1], d, q.qn, q.pc, 1)
+			q.xs[k] = packI8(q.x8[k*q.pc:(k+1)*q.pc], d)
 		}
 	}
 }
@@ -276,7 +274,7 @@ func (q *batchQuant) hidden(lo, hi int) {
 			d := pt.hq[k*pt.hqn : (k+1)*pt.hqn]
 			b.m.quantAct(d, h)
 			if in := &pt.hin; in.x8 != nil {
-				packI8(in.x8[k*in.pc:(k+1)*in.pc], in.xs[k:k+1], d, pt.hqn, in.pc, 1)
+				in.xs[k] = packI8(in.x8[k*in.pc:(k+1)*in.pc], d)
 			}
 		}
 		base += n

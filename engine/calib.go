@@ -341,39 +341,13 @@ func (f *calibForward) block(L *Layer, x []float32, pos int, kc, vc []float32, l
 	c, p := f.c, f.pool
 	hd, kvDim := c.HeadDim, c.NKVHead*c.HeadDim
 	kernels.RoPEAngles(f.cos, f.sin, f.inv, pos)
-	rope := kernels.RoPENeoX
-	if !c.RopeNeoX {
-		rope = kernels.RoPEInterleaved
-	}
 	kernels.RMSNorm(f.xn, x, L.AttnNorm, c.NormEps)
 	addStats(lc.Attn, f.xn)
 	k, v := kc[pos*kvDim:(pos+1)*kvDim], vc[pos*kvDim:(pos+1)*kvDim]
 	L.Wq.MulVec(p, f.q, f.xn)
 	L.Wk.MulVec(p, k, f.xn)
 	L.Wv.MulVec(p, v, f.xn)
-	if L.Bq != nil {
-		kernels.Add(f.q, L.Bq)
-		kernels.Add(k, L.Bk)
-		kernels.Add(v, L.Bv)
-	}
-	switch c.QKNorm {
-	case "head":
-		for h := 0; h < c.NHead; h++ {
-			kernels.RMSNorm(f.q[h*hd:(h+1)*hd], f.q[h*hd:(h+1)*hd], L.QNorm, c.NormEps)
-		}
-		for h := 0; h < c.NKVHead; h++ {
-			kernels.RMSNorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], L.KNorm, c.NormEps)
-		}
-	case "full":
-		kernels.RMSNorm(f.q, f.q, L.QNorm, c.NormEps)
-		kernels.RMSNorm(k, k, L.KNorm, c.NormEps)
-	}
-	for h := 0; h < c.NHead; h++ {
-		rope(f.q[h*hd:(h+1)*hd], f.cos, f.sin)
-	}
-	for h := 0; h < c.NKVHead; h++ {
-		rope(k[h*hd:(h+1)*hd], f.cos, f.sin)
-	}
+	c.qkvTail(L, f.q, k, v, f.cos, f.sin)
 	group := c.NHead / c.NKVHead
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for h := 0; h < c.NHead; h++ {

@@ -85,36 +85,10 @@ func (r *calibRun) layerAll(L *Layer, lc *LayerCalib) {
 	batchMul(p, L.Wq, xs, views(q, all, qDim, qDim))
 	batchMul(p, L.Wk, xs, views(k, all, kvDim, kvDim))
 	batchMul(p, L.Wv, xs, views(v, all, kvDim, kvDim))
-	rope := kernels.RoPENeoX
-	if !c.RopeNeoX {
-		rope = kernels.RoPEInterleaved
-	}
 	for t := range T {
 		qt, kt, vt := q[t*qDim:(t+1)*qDim], k[t*kvDim:(t+1)*kvDim], v[t*kvDim:(t+1)*kvDim]
-		if L.Bq != nil {
-			kernels.Add(qt, L.Bq)
-			kernels.Add(kt, L.Bk)
-			kernels.Add(vt, L.Bv)
-		}
-		switch c.QKNorm {
-		case "head":
-			for h := 0; h < c.NHead; h++ {
-				kernels.RMSNorm(qt[h*hd:(h+1)*hd], qt[h*hd:(h+1)*hd], L.QNorm, c.NormEps)
-			}
-			for h := 0; h < c.NKVHead; h++ {
-				kernels.RMSNorm(kt[h*hd:(h+1)*hd], kt[h*hd:(h+1)*hd], L.KNorm, c.NormEps)
-			}
-		case "full":
-			kernels.RMSNorm(qt, qt, L.QNorm, c.NormEps)
-			kernels.RMSNorm(kt, kt, L.KNorm, c.NormEps)
-		}
 		kernels.RoPEAngles(f.cos, f.sin, f.inv, pos[t])
-		for h := 0; h < c.NHead; h++ {
-			rope(qt[h*hd:(h+1)*hd], f.cos, f.sin)
-		}
-		for h := 0; h < c.NKVHead; h++ {
-			rope(kt[h*hd:(h+1)*hd], f.cos, f.sin)
-		}
+		c.qkvTail(L, qt, kt, vt, f.cos, f.sin)
 	}
 	att := make([]float32, T*qDim)
 	group := c.NHead / c.NKVHead

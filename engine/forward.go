@@ -120,10 +120,6 @@ func (s *State) Forward(token int32, pos int) []float32 {
 	eps := c.NormEps
 	m.Embed.RowF32(int(token), s.x)
 	kernels.RoPEAngles(s.cos, s.sin, s.inv, pos)
-	rope := kernels.RoPENeoX
-	if !c.RopeNeoX {
-		rope = kernels.RoPEInterleaved
-	}
 
 	for l := range m.Layers {
 		L := &m.Layers[l]
@@ -135,29 +131,7 @@ func (s *State) Forward(token int32, pos int) []float32 {
 		s.mv.add(L.Wk, k)
 		s.mv.add(L.Wv, v)
 		s.runMV(p)
-		if L.Bq != nil {
-			kernels.Add(s.q, L.Bq)
-			kernels.Add(k, L.Bk)
-			kernels.Add(v, L.Bv)
-		}
-		switch c.QKNorm {
-		case "head":
-			for h := 0; h < c.NHead; h++ {
-				kernels.RMSNorm(s.q[h*hd:(h+1)*hd], s.q[h*hd:(h+1)*hd], L.QNorm, eps)
-			}
-			for h := 0; h < c.NKVHead; h++ {
-				kernels.RMSNorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], L.KNorm, eps)
-			}
-		case "full":
-			kernels.RMSNorm(s.q, s.q, L.QNorm, eps)
-			kernels.RMSNorm(k, k, L.KNorm, eps)
-		}
-		for h := 0; h < c.NHead; h++ {
-			rope(s.q[h*hd:(h+1)*hd], s.cos, s.sin)
-		}
-		for h := 0; h < c.NKVHead; h++ {
-			rope(k[h*hd:(h+1)*hd], s.cos, s.sin)
-		}
+		c.qkvTail(L, s.q, k, v, s.cos, s.sin)
 
 		s.at.layer, s.at.pos = l, pos
 		// Each head costs about 2*(pos+1)*HeadDim multiply-adds; run on the pool only
@@ -421,5 +395,39 @@ func (f *ffn) down(lo, hi int) {
 			sum += e.w * d.dot(d.Data[i*d.RowBytes:(i+1)*d.RowBytes], f.h[e.off:e.off+e.n])
 		}
 		f.out[i] = sum
+	}
+}
+
+// qkvTail applies block L's q/k/v biases, its QK norm and RoPE (the angles cos, sin) to
+// one token's projections in place: the steps between the projections and attention
+// that Forward, Batch and the calibration passes share.
+func (c *Config) qkvTail(L *Layer, q, k, v, cos, sin []float32) {
+	hd, eps := c.HeadDim, c.NormEps
+	if L.Bq != nil {
+		kernels.Add(q, L.Bq)
+		kernels.Add(k, L.Bk)
+		kernels.Add(v, L.Bv)
+	}
+	switch c.QKNorm {
+	case "head":
+		for h := 0; h < c.NHead; h++ {
+			kernels.RMSNorm(q[h*hd:(h+1)*hd], q[h*hd:(h+1)*hd], L.QNorm, eps)
+		}
+		for h := 0; h < c.NKVHead; h++ {
+			kernels.RMSNorm(k[h*hd:(h+1)*hd], k[h*hd:(h+1)*hd], L.KNorm, eps)
+		}
+	case "full":
+		kernels.RMSNorm(q, q, L.QNorm, eps)
+		kernels.RMSNorm(k, k, L.KNorm, eps)
+	}
+	rope := kernels.RoPENeoX
+	if !c.RopeNeoX {
+		rope = kernels.RoPEInterleaved
+	}
+	for h := 0; h < c.NHead; h++ {
+		rope(q[h*hd:(h+1)*hd], cos, sin)
+	}
+	for h := 0; h < c.NKVHead; h++ {
+		rope(k[h*hd:(h+1)*hd], cos, sin)
 	}
 }

@@ -65,7 +65,7 @@ func (g *latGemm) gemmIn(mm *Matrix, users []latUser, base int, vec func(u latUs
 		x8, xs := g.x8[base*g.pcMax:base*g.pcMax+n*p.pc], g.xs[base:base+n]
 		for k, u := range users {
 			_, q := vec(u)
-			packI8(x8[k*p.pc:(k+1)*p.pc], xs[k:k+1], q, qn, p.pc, 1)
+			xs[k] = packI8(x8[k*p.pc:(k+1)*p.pc], q)
 		}
 		return gemmIn{x8: x8, pc: p.pc, xs: xs}
 	}
