@@ -112,7 +112,7 @@ type partUser struct {
 // positions (ctx <= 0: the model's context length).
 func (m *Model) NewBatch(maxItems, ctx int) *Batch {
 	c := &m.Config
-	if ctx <= 0 || ctx > c.CtxLen {
+	if ctx <= 0 {
 		ctx = c.CtxLen
 	}
 	maxItems = max(maxItems, 1)

@@ -48,11 +48,13 @@ type State struct {
 	ffDownRun func(lo, hi int)
 }
 
-// NewState allocates a State whose KV cache holds ctx positions (ctx <= 0 or beyond
-// the model's context length: the context length).
+// NewState allocates a State whose KV cache holds ctx positions (ctx <= 0: the model's
+// trained context length). A ctx beyond the trained length is honoured: RoPE extends to
+// any position, and whether quality holds there is the caller's call to make and to say
+// (the commands allow it only with an explicit flag and a warning).
 func (m *Model) NewState(ctx int) *State {
 	c := &m.Config
-	if ctx <= 0 || ctx > c.CtxLen {
+	if ctx <= 0 {
 		ctx = c.CtxLen
 	}
 	qDim, kvDim := c.NHead*c.HeadDim, c.NKVHead*c.HeadDim

@@ -74,7 +74,7 @@ type generator struct {
 }
 
 func newGenerator(m genModel, o GenerateOptions, emit func(string) error) *generator {
-	g := &generator{m: m, o: o, emit: emit, sampler: NewSampler(m.vocab, o.Sampler)}
+	g := &generator{m: m, o: o, emit: emit, sampler: NewSampler(m.vocab, m.ctxLen, o.Sampler)}
 	for _, s := range o.Stop {
 		if s != "" {
 			g.stop = append(g.stop, s)

@@ -27,7 +27,7 @@ func (m *Model) SampleCalibration(ctx context.Context, n, window int, seed uint6
 			start = m.Tok.EOS()
 		}
 	}
-	smp := NewSampler(m.Config.Vocab, SamplerOptions{Temperature: 1, Seed: seed})
+	smp := NewSampler(m.Config.Vocab, window+1, SamplerOptions{Temperature: 1, Seed: seed})
 	out := make([]int32, 0, n)
 	s := m.NewState(window + 1)
 	for len(out) < n {

@@ -16,7 +16,7 @@ import (
 // in-domain calibration text that shares nothing with heldout.txt but the model.
 func mwqCalibSeqs(m *Model, n, l int, seed uint64) [][]int32 {
 	s := m.NewState(l)
-	sm := NewSampler(m.Config.Vocab, SamplerOptions{Temperature: 1, Seed: seed})
+	sm := NewSampler(m.Config.Vocab, l, SamplerOptions{Temperature: 1, Seed: seed})
 	var out [][]int32
 	for range n {
 		seq := []int32{m.Tok.BOS()}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -21,13 +22,53 @@ type SamplerOptions struct {
 	MinP          float32 // drop tokens whose probability is below MinP times the top token's; <= 0 disables
 	RepeatPenalty float32 // llama.cpp semantics: a logit > 0 is divided by it, otherwise multiplied; <= 0 or 1 disables
 	TopK          int     // keep the K most likely tokens; <= 0 disables
-	RepeatLastN   int     // how many recent tokens the penalty looks at; 0 means DefaultRepeatLastN, < 0 disables
+	RepeatLastN   int     // how many recent tokens the penalty looks at; 0 disables, -1 means the whole context (llama.cpp's convention)
 	Seed          uint64  // seeds the PCG generator: the same seed, options and logits give the same tokens
 }
 
-// DefaultRepeatLastN is the penalty window used when SamplerOptions.RepeatLastN is 0
-// (llama.cpp's penalty_last_n default).
+// DefaultRepeatLastN is llama.cpp's default penalty window (penalty_last_n).
 const DefaultRepeatLastN = 64
+
+// OptionError reports a sampling option outside the range it accepts. Field is the
+// option's name in llama.cpp's server API (temperature, top_k, top_p, min_p,
+// repeat_penalty, repeat_last_n), which the CLI and the HTTP server each turn into
+// their own spelling, so both reject the same values with the same explanation.
+type OptionError struct {
+	Field string
+	Value string // the rejected value as given
+	Want  string // the accepted range, in words
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("%s %s: want %s", e.Field, e.Value, e.Want)
+}
+
+// Validate checks options that come from a user against llama.cpp's accepted ranges.
+// It is the one place the CLI and the server check sampling options; the Sampler itself
+// also survives any values (a min-p above 1 keeps the best token, a huge window is
+// bounded by the context), but a user who asks for an impossible value gets an error
+// instead of a silent substitute. NaN and infinities fail every range.
+func (o SamplerOptions) Validate() error {
+	bad := func(field string, v any, want string) error {
+		return &OptionError{Field: field, Value: fmt.Sprint(v), Want: want}
+	}
+	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+	switch {
+	case !finite(o.Temperature) || o.Temperature < 0:
+		return bad("temperature", o.Temperature, "a number >= 0 (0 = greedy)")
+	case o.TopK < -1:
+		return bad("top_k", o.TopK, "an integer >= 0 (0 or -1 = off)")
+	case !(o.TopP >= 0 && o.TopP <= 1):
+		return bad("top_p", o.TopP, "a number between 0 and 1 (1 = off)")
+	case !(o.MinP >= 0 && o.MinP <= 1):
+		return bad("min_p", o.MinP, "a number between 0 and 1 (0 = off)")
+	case !finite(o.RepeatPenalty) || o.RepeatPenalty <= 0:
+		return bad("repeat_penalty", o.RepeatPenalty, "a number > 0 (1 = off)")
+	case o.RepeatLastN < -1:
+		return bad("repeat_last_n", o.RepeatLastN, "an integer >= -1 (0 = off, -1 = the whole context)")
+	}
+	return nil
+}
 
 // DefaultSamplerOptions returns llama.cpp's defaults (common/common.h, common_params_sampling):
 // temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, repeat penalty 1.0 (off) over the last 64
@@ -65,10 +106,14 @@ type Sampler struct {
 	cand []candidate
 }
 
-// NewSampler returns a sampler for logit vectors of length vocab.
-func NewSampler(vocab int, o SamplerOptions) *Sampler {
-	if o.RepeatLastN == 0 {
-		o.RepeatLastN = DefaultRepeatLastN
+// NewSampler returns a sampler for logit vectors of length vocab in a context of ctx
+// tokens. The penalty window is at most the context (RepeatLastN -1 means all of it):
+// no token older than the context can be in it, and sizing the history by the option
+// alone would let one request field allocate without bound.
+func NewSampler(vocab, ctx int, o SamplerOptions) *Sampler {
+	ctx = max(ctx, 1)
+	if o.RepeatLastN < 0 || o.RepeatLastN > ctx {
+		o.RepeatLastN = ctx
 	}
 	s := &Sampler{o: o, vocab: vocab, cand: make([]candidate, vocab)}
 	s.pcg = rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)
@@ -80,7 +125,7 @@ func NewSampler(vocab int, o SamplerOptions) *Sampler {
 	return s
 }
 
-// Options returns the options in effect (RepeatLastN resolved).
+// Options returns the options in effect (RepeatLastN bounded by the context).
 func (s *Sampler) Options() SamplerOptions { return s.o }
 
 func (s *Sampler) penaltyOn() bool {
@@ -171,6 +216,16 @@ func (s *Sampler) pick(logits []float32) int32 {
 			if c[i].logit >= thr {
 				c[j] = c[i]
 				j++
+			}
+		}
+		if j == 0 {
+			// Only a min-p above 1 removes every token (Validate refuses it); keep the
+			// best, as llama.cpp's min_keep of 1 does, rather than draw from nothing.
+			j = 1
+			for i := range c {
+				if less(c[i], c[0]) {
+					c[0] = c[i]
+				}
 			}
 		}
 		c = c[:j]

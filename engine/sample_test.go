@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -29,13 +30,13 @@ func argmax(l []float32) int32 {
 func TestSampleGreedyIsArgmax(t *testing.T) {
 	for seed := range uint64(20) {
 		l := randomLogits(1000, seed)
-		s := NewSampler(len(l), SamplerOptions{Temperature: 0, TopK: 40, TopP: 0.9, MinP: 0.1})
+		s := NewSampler(len(l), 1024, SamplerOptions{Temperature: 0, TopK: 40, TopP: 0.9, MinP: 0.1})
 		if got, want := s.Sample(l), argmax(l); got != want {
 			t.Fatalf("seed %d: greedy %d, argmax %d", seed, got, want)
 		}
 	}
 	// Ties go to the lowest id.
-	s := NewSampler(4, SamplerOptions{})
+	s := NewSampler(4, 1024, SamplerOptions{})
 	if got := s.Sample([]float32{1, 3, 3, 2}); got != 1 {
 		t.Fatalf("tie: got %d want 1", got)
 	}
@@ -43,7 +44,7 @@ func TestSampleGreedyIsArgmax(t *testing.T) {
 
 func TestSampleTopK1IsGreedy(t *testing.T) {
 	for _, temp := range []float32{0.1, 0.8, 1, 5, 100} {
-		s := NewSampler(5000, SamplerOptions{Temperature: temp, TopK: 1, Seed: 7})
+		s := NewSampler(5000, 1024, SamplerOptions{Temperature: temp, TopK: 1, Seed: 7})
 		for seed := range uint64(10) {
 			l := randomLogits(5000, seed+100)
 			if got, want := s.Sample(l), argmax(l); got != want {
@@ -56,7 +57,7 @@ func TestSampleTopK1IsGreedy(t *testing.T) {
 func TestSampleSeedReproduces(t *testing.T) {
 	o := SamplerOptions{Temperature: 1.2, TopK: 50, TopP: 0.95, MinP: 0.01, RepeatPenalty: 1.1, Seed: 42}
 	run := func() []int32 {
-		s := NewSampler(2000, o)
+		s := NewSampler(2000, 1024, o)
 		var out []int32
 		for i := range uint64(200) {
 			out = append(out, s.Sample(randomLogits(2000, i)))
@@ -72,7 +73,7 @@ func TestSampleSeedReproduces(t *testing.T) {
 		t.Fatal("different seeds gave identical 200-token sequences")
 	}
 	// Reset restores the initial stream.
-	s := NewSampler(2000, o)
+	s := NewSampler(2000, 1024, o)
 	first := s.Sample(randomLogits(2000, 0))
 	s.Sample(randomLogits(2000, 1))
 	s.Reset()
@@ -92,7 +93,7 @@ func TestSampleFrequencies(t *testing.T) {
 	const n = 200000
 	check := func(name string, o SamplerOptions, want []float64) {
 		t.Helper()
-		s := NewSampler(4, o)
+		s := NewSampler(4, 1024, o)
 		counts := make([]int, 4)
 		for range n {
 			counts[s.Sample(logits)]++
@@ -130,7 +131,7 @@ func TestSampleTopPMinPExclude(t *testing.T) {
 		logits[i] = float32(math.Log(p))
 	}
 	draw := func(o SamplerOptions) map[int32]bool {
-		s := NewSampler(4, o)
+		s := NewSampler(4, 1024, o)
 		seen := map[int32]bool{}
 		for range 20000 {
 			seen[s.Sample(logits)] = true
@@ -166,7 +167,7 @@ func TestSampleTopPMinPExclude(t *testing.T) {
 
 func TestSampleRepeatPenalty(t *testing.T) {
 	logits := []float32{2.0, 1.9, -1, -1.05}
-	s := NewSampler(4, SamplerOptions{RepeatPenalty: 1.1})
+	s := NewSampler(4, 1024, SamplerOptions{RepeatPenalty: 1.1, RepeatLastN: DefaultRepeatLastN})
 	if got := s.Sample(logits); got != 0 { // history empty
 		t.Fatalf("got %d want 0", got)
 	}
@@ -176,14 +177,14 @@ func TestSampleRepeatPenalty(t *testing.T) {
 	}
 	// Negative logits are multiplied: accepting token 2 makes it -1.1 < -1.05.
 	l2 := []float32{-1, -1.05}
-	s2 := NewSampler(2, SamplerOptions{RepeatPenalty: 1.1})
+	s2 := NewSampler(2, 1024, SamplerOptions{RepeatPenalty: 1.1, RepeatLastN: DefaultRepeatLastN})
 	s2.Accept(0)
 	s2.Accept(0) // repeats are penalised once, like llama.cpp
 	if got := s2.Sample(l2); got != 1 {
 		t.Fatalf("negative logit: got %d want 1", got)
 	}
 	// The window forgets: with RepeatLastN 2, token 0 falls out after two newer tokens.
-	s3 := NewSampler(4, SamplerOptions{RepeatPenalty: 1.1, RepeatLastN: 2})
+	s3 := NewSampler(4, 1024, SamplerOptions{RepeatPenalty: 1.1, RepeatLastN: 2})
 	s3.Accept(0)
 	s3.Accept(2)
 	s3.Accept(3)
@@ -229,7 +230,7 @@ func TestSampleNoAllocs(t *testing.T) {
 		{Temperature: 0.7, TopP: 0.9, RepeatPenalty: 1.2, Seed: 3},
 		{Temperature: 1, MinP: 0.05},
 	} {
-		s := NewSampler(len(l), o)
+		s := NewSampler(len(l), 1024, o)
 		if a := testing.AllocsPerRun(50, func() { s.Sample(l) }); a != 0 {
 			t.Errorf("%+v: %v allocations per Sample", o, a)
 		}
@@ -238,7 +239,7 @@ func TestSampleNoAllocs(t *testing.T) {
 
 func BenchmarkSampleDefault(b *testing.B) {
 	l := randomLogits(151936, 9)
-	s := NewSampler(len(l), DefaultSamplerOptions())
+	s := NewSampler(len(l), 1024, DefaultSamplerOptions())
 	for b.Loop() {
 		s.Sample(l)
 	}
@@ -253,7 +254,7 @@ func TestTopKWithPenalty(t *testing.T) {
 		l := randomLogits(n, uint64(trial))
 		pen := float32(0.5 + r.Float64()*1.5)
 		k := 1 + r.IntN(20)
-		s := NewSampler(n, SamplerOptions{Temperature: 1, TopK: k, RepeatPenalty: pen, RepeatLastN: 16})
+		s := NewSampler(n, 1024, SamplerOptions{Temperature: 1, TopK: k, RepeatPenalty: pen, RepeatLastN: 16})
 		hist := make([]int32, r.IntN(40))
 		for i := range hist {
 			hist[i] = int32(r.IntN(n))
@@ -283,4 +284,95 @@ func TestTopKWithPenalty(t *testing.T) {
 			t.Fatalf("trial %d (n %d k %d penalty %v): got %v want %v", trial, n, k, pen, got, ref[:k])
 		}
 	}
+}
+
+func TestSamplerOptionsValidate(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	ok := []SamplerOptions{
+		{RepeatPenalty: 1},
+		DefaultSamplerOptions(),
+		{Temperature: 0, TopK: -1, TopP: 1, MinP: 1, RepeatPenalty: 0.5, RepeatLastN: -1},
+		{Temperature: 5, TopK: 1 << 30, TopP: 0, MinP: 0, RepeatPenalty: 3, RepeatLastN: 1 << 40},
+	}
+	for _, o := range ok {
+		if err := o.Validate(); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
+	}
+	base := DefaultSamplerOptions()
+	bad := []struct {
+		field string
+		set   func(*SamplerOptions)
+	}{
+		{"temperature", func(o *SamplerOptions) { o.Temperature = -0.1 }},
+		{"temperature", func(o *SamplerOptions) { o.Temperature = nan }},
+		{"temperature", func(o *SamplerOptions) { o.Temperature = inf }},
+		{"top_k", func(o *SamplerOptions) { o.TopK = -2 }},
+		{"top_p", func(o *SamplerOptions) { o.TopP = 2 }},
+		{"top_p", func(o *SamplerOptions) { o.TopP = nan }},
+		{"top_p", func(o *SamplerOptions) { o.TopP = -0.5 }},
+		{"min_p", func(o *SamplerOptions) { o.MinP = 1.5 }},
+		{"min_p", func(o *SamplerOptions) { o.MinP = nan }},
+		{"repeat_penalty", func(o *SamplerOptions) { o.RepeatPenalty = 0 }},
+		{"repeat_penalty", func(o *SamplerOptions) { o.RepeatPenalty = -1 }},
+		{"repeat_penalty", func(o *SamplerOptions) { o.RepeatPenalty = inf }},
+		{"repeat_last_n", func(o *SamplerOptions) { o.RepeatLastN = -2 }},
+	}
+	for _, c := range bad {
+		o := base
+		c.set(&o)
+		err := o.Validate()
+		var oe *OptionError
+		if !errors.As(err, &oe) || oe.Field != c.field {
+			t.Errorf("%+v: got %v, want an OptionError for %s", o, err, c.field)
+		}
+	}
+}
+
+// TestSamplerSurvivesInvalidOptions: the sampler itself never panics nor allocates by an
+// option's size, whatever Validate would have said (a min-p above 1 once crashed the
+// server's scheduler, a huge repeat window exhausted memory).
+func TestSamplerSurvivesInvalidOptions(t *testing.T) {
+	l := randomLogits(500, 3)
+	for _, o := range []SamplerOptions{
+		{Temperature: 1, MinP: 2},
+		{Temperature: 1, MinP: 2, TopK: 5},
+		{Temperature: 0.5, MinP: float32(math.Inf(1)), TopP: 0.5},
+		{Temperature: 1, RepeatPenalty: 1.1, RepeatLastN: 1 << 40},
+		{Temperature: 1, RepeatPenalty: 1.1, RepeatLastN: -1},
+		{Temperature: float32(math.NaN()), TopP: float32(math.NaN()), MinP: float32(math.NaN())},
+	} {
+		s := NewSampler(len(l), 300, o)
+		if len(s.hist) > 300 {
+			t.Errorf("%+v: history of %d tokens for a context of 300", o, len(s.hist))
+		}
+		for range 20 {
+			if id := s.Sample(l); id < 0 || int(id) >= len(l) {
+				t.Fatalf("%+v: token %d outside the vocabulary", o, id)
+			}
+		}
+	}
+	// min-p above 1 keeps the single best token, as llama.cpp's min_keep does.
+	s := NewSampler(len(l), 300, SamplerOptions{Temperature: 1, MinP: 3})
+	best := NewSampler(len(l), 300, SamplerOptions{}).Sample(l)
+	if got := s.Sample(l); got != best {
+		t.Errorf("min-p 3 drew %d, want the argmax %d", got, best)
+	}
+}
+
+func FuzzSamplerOptions(f *testing.F) {
+	f.Add(float32(0.8), 40, float32(0.95), float32(0.05), float32(1.1), 64, uint64(1))
+	f.Add(float32(1), 0, float32(0), float32(2), float32(1.1), 1<<40, uint64(2))
+	f.Add(float32(math.NaN()), -5, float32(math.Inf(1)), float32(-1), float32(0), -1, uint64(3))
+	l := randomLogits(300, 11)
+	f.Fuzz(func(t *testing.T, temp float32, k int, p, mp, pen float32, lastN int, seed uint64) {
+		o := SamplerOptions{Temperature: temp, TopK: k, TopP: p, MinP: mp, RepeatPenalty: pen, RepeatLastN: lastN, Seed: seed}
+		_ = o.Validate()
+		s := NewSampler(len(l), 64, o)
+		for range 8 {
+			if id := s.Sample(l); id < 0 || int(id) >= len(l) {
+				t.Fatalf("%+v: token %d", o, id)
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -159,15 +160,9 @@ func (s *Server) params(p *commonParams, maxTokens *int) (engine.GenerateOptions
 	}
 	so := &o.Sampler
 	if p.Temperature != nil {
-		if *p.Temperature < 0 || *p.Temperature > 2 {
-			return o, badParam("temperature", "invalid_value", "Invalid 'temperature': expected a value between 0 and 2.")
-		}
 		so.Temperature = *p.Temperature
 	}
 	if p.TopP != nil {
-		if *p.TopP < 0 || *p.TopP > 1 {
-			return o, badParam("top_p", "invalid_value", "Invalid 'top_p': expected a value between 0 and 1.")
-		}
 		so.TopP = *p.TopP
 	}
 	if p.TopK != nil {
@@ -181,6 +176,14 @@ func (s *Server) params(p *commonParams, maxTokens *int) (engine.GenerateOptions
 	}
 	if p.RepeatLastN != nil {
 		so.RepeatLastN = *p.RepeatLastN
+	}
+	// The CLI checks its flags with the same Validate, so both accept the same values.
+	if err := so.Validate(); err != nil {
+		var oe *engine.OptionError
+		if errors.As(err, &oe) {
+			return o, badParam(oe.Field, "invalid_value", "Invalid '%s': expected %s, got %s.", oe.Field, oe.Want, oe.Value)
+		}
+		return o, badParam("", "invalid_value", "%v", err)
 	}
 	if p.Seed != nil {
 		so.Seed = uint64(*p.Seed)
