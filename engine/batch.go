@@ -209,6 +209,7 @@ func (b *Batch) Forward(items []BatchItem) {
 		}
 		m.Embed.RowF32(int(it.Token), b.x[i*ne:(i+1)*ne])
 		kernels.RoPEAngles(b.cos[i*hd/2:(i+1)*hd/2], b.sin[i*hd/2:(i+1)*hd/2], b.inv, it.Pos)
+		s.writing(it.Pos)
 	}
 	eps := c.NormEps
 	p := m.pool
@@ -261,6 +262,11 @@ func (b *Batch) Forward(items []BatchItem) {
 		for i := range items {
 			kernels.Add(b.x[i*ne:(i+1)*ne], b.tmp[i*ne:(i+1)*ne])
 		}
+	}
+	// Every layer's K and V of every item are in the caches. Items of one State come in
+	// increasing position order, so a prompt chunk extends its State's held prefix.
+	for _, it := range items {
+		it.State.wrote(it.Token, it.Pos)
 	}
 
 	// Only the wanted items go through the output matrix (for a large vocabulary it is the
@@ -736,6 +742,28 @@ type Sequence struct {
 // NewSequence starts a generation of prompt in s (which is reset), emitting text as Generate
 // does. The prompt must hold at least one token and fit in s.
 func (m *Model) NewSequence(s *State, prompt []int32, o GenerateOptions, emit func(text string) error) (*Sequence, error) {
+	return m.newSequence(s, prompt, o, emit, false)
+}
+
+// NewCachedSequence is NewSequence keeping the longest prefix of prompt that s's KV cache
+// already holds (State.CommonPrefix) instead of evaluating it again: a chat client resends
+// the whole conversation every turn, and a server that keeps each slot's State between
+// requests then evaluates only the new turn.
+//
+// The output is NewSequence's, bit for bit: a position's keys and values depend only on
+// the tokens up to it, and the State only counts as held what Forward or Batch.Forward
+// finished writing. At least the last prompt token is evaluated (again, when the cache
+// holds the whole prompt), since its logits start the generation, and the kept tokens
+// still enter the sampler's repetition history. Stats.CachedTokens counts them.
+//
+// Why the engine decides how much to keep rather than taking a count from the caller: only
+// the State knows what was actually evaluated (a request cancelled mid-prompt, a sampled
+// token never fed back), so a caller cannot claim more than is there.
+func (m *Model) NewCachedSequence(s *State, prompt []int32, o GenerateOptions, emit func(text string) error) (*Sequence, error) {
+	return m.newSequence(s, prompt, o, emit, true)
+}
+
+func (m *Model) newSequence(s *State, prompt []int32, o GenerateOptions, emit func(text string) error, reuse bool) (*Sequence, error) {
 	if m.Tok == nil {
 		return nil, errors.New("generate: the model has no tokenizer")
 	}
@@ -745,8 +773,13 @@ func (m *Model) NewSequence(s *State, prompt []int32, o GenerateOptions, emit fu
 	if len(prompt) > s.Cap() {
 		return nil, fmt.Errorf("generate: prompt of %d tokens does not fit in a context of %d", len(prompt), s.Cap())
 	}
-	s.Reset()
-	q := &Sequence{prompt: prompt}
+	keep := 0
+	if reuse {
+		keep = min(s.CommonPrefix(prompt), len(prompt)-1)
+	} else {
+		s.Reset()
+	}
+	q := &Sequence{prompt: prompt, fed: keep}
 	q.g = newGenerator(genModel{
 		// The generator asks for the next token's logits right after sampling it; a
 		// Sequence only notes the token, which the next batch step evaluates.
@@ -760,6 +793,10 @@ func (m *Model) NewSequence(s *State, prompt []int32, o GenerateOptions, emit fu
 		ctxLen: s.Cap(),
 	}, o, emit)
 	q.g.stats.PromptTokens = len(prompt)
+	q.g.stats.CachedTokens = keep
+	for _, id := range prompt[:keep] {
+		q.g.sampler.Accept(id) // as Items does for the tokens it hands out
+	}
 	return q, nil
 }
 
@@ -780,7 +817,7 @@ func (q *Sequence) Items(dst []BatchItem, s *State, budget int) []BatchItem {
 		return dst
 	}
 	if q.fed < len(q.prompt) {
-		if q.fed == 0 {
+		if q.t0.IsZero() { // the first chunk, which starts after any cached tokens
 			q.t0 = time.Now()
 		}
 		n := min(budget, len(q.prompt)-q.fed)

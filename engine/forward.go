@@ -26,6 +26,15 @@ type State struct {
 	logits       []float32
 	kc, vc       []float32 // [layer][pos][NKVHead*HeadDim]
 
+	// toks[:held] are the tokens whose keys and values the cache holds at positions
+	// 0..held-1, each computed over the ones before it: the prefix a later sequence may
+	// keep instead of evaluating it again (NewCachedSequence). Forward and Batch.Forward
+	// keep it exact, so that what is reused is only ever what was evaluated: a position
+	// about to be overwritten is dropped before the write and added only once the write
+	// is complete.
+	toks []int32
+	held int
+
 	// Inputs of Q8_0/Q4_0 products quantised to Q8_0 blocks (see Matrix.Quantized),
 	// and scratch rows for the FFN's integer path.
 	xq, hq     []byte
@@ -73,7 +82,7 @@ func (m *Model) NewState(ctx int) *State {
 		kc:     make([]float32, c.NLayer*ctx*kvDim), vc: make([]float32, c.NLayer*ctx*kvDim),
 		inv: make([]float64, c.HeadDim/2), cos: make([]float32, c.HeadDim/2), sin: make([]float32, c.HeadDim/2),
 		xq: make([]byte, m.actBuf(max(c.NEmbd, qDim), 1)), hq: make([]byte, m.actBuf(hidden, maxFFNParts)),
-		ffU: make([]float32, hidden), ffOut: make([]float32, c.NEmbd),
+		ffU: make([]float32, hidden), ffOut: make([]float32, c.NEmbd), toks: make([]int32, ctx),
 	}
 	kernels.RoPEInvFreq(s.inv, c.HeadDim, c.RopeTheta)
 	if c.NExpert > 0 {
@@ -92,9 +101,46 @@ func (m *Model) NewState(ctx int) *State {
 // Cap is the number of positions the KV cache holds.
 func (s *State) Cap() int { return s.cap }
 
-// Reset forgets the sequence. Nothing needs clearing: Forward at position p only reads
-// cache entries 0..p, which the caller wrote in this sequence before reaching p.
-func (s *State) Reset() {}
+// Reset forgets the sequence, and with it the cached tokens (Cached). Nothing else needs
+// clearing: Forward at position p only reads cache entries 0..p, which the caller wrote in
+// this sequence before reaching p.
+func (s *State) Reset() { s.held = 0 }
+
+// Cached returns the tokens whose keys and values the cache holds, from position 0: every
+// token evaluated by Forward or Batch.Forward since the last Reset, in position order, up
+// to the first position written out of order. The slice is the State's, valid until the
+// next Forward, Batch.Forward or Reset.
+func (s *State) Cached() []int32 { return s.toks[:s.held] }
+
+// CommonPrefix returns how many leading tokens of prompt the cache holds (see Cached):
+// the prompt tokens a sequence started with NewCachedSequence need not evaluate again.
+func (s *State) CommonPrefix(prompt []int32) int {
+	n := min(len(prompt), s.held)
+	for i := range n {
+		if prompt[i] != s.toks[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// writing notes that position pos of the cache is about to be overwritten: it and every
+// later position no longer hold known tokens. Called before the write, so that a step cut
+// short (a panic) leaves no claim on a half-written position.
+func (s *State) writing(pos int) {
+	if pos < s.held {
+		s.held = pos
+	}
+}
+
+// wrote notes that token's keys and values are complete at pos. Only a write that extends
+// the held prefix counts; one past a gap was computed over unknown positions.
+func (s *State) wrote(token int32, pos int) {
+	if pos == s.held {
+		s.toks[pos] = token
+		s.held++
+	}
+}
 
 // SetRouterTrace installs fn (nil to remove), called in every MoE layer of every
 // Forward with the chosen experts (descending weight) and their weights. The slices
@@ -120,6 +166,7 @@ func (s *State) Forward(token int32, pos int) []float32 {
 	hd := c.HeadDim
 	kvDim := c.NKVHead * hd
 	eps := c.NormEps
+	s.writing(pos)
 	m.Embed.RowF32(int(token), s.x)
 	kernels.RoPEAngles(s.cos, s.sin, s.inv, pos)
 
@@ -156,6 +203,7 @@ func (s *State) Forward(token int32, pos int) []float32 {
 		s.ffnBlock(p, L, l)
 		kernels.Add(s.x, s.tmp)
 	}
+	s.wrote(token, pos) // every layer's K and V of pos are in the cache
 	kernels.RMSNorm(s.xn, s.x, m.OutNorm, eps)
 	s.mv.reset(s.xn)
 	s.mv.add(m.Output, s.logits)

@@ -32,6 +32,9 @@ type Stats struct {
 	PromptDuration time.Duration
 	GenDuration    time.Duration
 	StopReason     string
+	// CachedTokens counts the leading prompt tokens not evaluated because the State's KV
+	// cache already held them (NewCachedSequence); PromptTokens includes them.
+	CachedTokens int
 }
 
 // tokenText turns token ids into text incrementally; *tokenizer.Decoder implements it.

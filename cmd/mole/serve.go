@@ -106,6 +106,7 @@ repeat_penalty and repeat_last_n.`,
 	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = all CPUs)")
 	budget.register(f)
 	f.StringVar(&alias, "alias", "", "model id reported by /v1/models (default: derived from the model's name)")
+	f.BoolVar(&cfg.NoCachePrompt, "no-cache-prompt", false, "evaluate every prompt in full instead of reusing the prefix a free slot's KV cache already holds")
 	return cmd
 }
 

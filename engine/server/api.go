@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/mole-llm/mole/engine"
 )
 
 // The request and response shapes of OpenAI's chat completions and (legacy) completions
@@ -42,6 +44,9 @@ type commonParams struct {
 	MinP          *float32 `json:"min_p"`
 	RepeatPenalty *float32 `json:"repeat_penalty"`
 	RepeatLastN   *int     `json:"repeat_last_n"`
+	// CachePrompt (default true) lets the request keep the prompt prefix a slot's KV cache
+	// already holds from an earlier request instead of evaluating it again.
+	CachePrompt *bool `json:"cache_prompt"`
 }
 
 type streamOptions struct {
@@ -107,9 +112,21 @@ func (m chatMessage) text(i int) (string, *apiError) {
 }
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                 `json:"prompt_tokens"`
+	CompletionTokens    int                 `json:"completion_tokens"`
+	TotalTokens         int                 `json:"total_tokens"`
+	PromptTokensDetails promptTokensDetails `json:"prompt_tokens_details"`
+}
+
+// promptTokensDetails is OpenAI's breakdown of prompt_tokens; cached_tokens are the ones
+// the prompt cache reused rather than evaluated.
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
+}
+
+func usageOf(st engine.Stats) *usage {
+	return &usage{PromptTokens: st.PromptTokens, CompletionTokens: st.GenTokens, TotalTokens: st.PromptTokens + st.GenTokens,
+		PromptTokensDetails: promptTokensDetails{CachedTokens: st.CachedTokens}}
 }
 
 type chatCompletion struct {

@@ -14,6 +14,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	promptTokens  prometheus.Counter // llamacpp:prompt_tokens_total
+	promptCached  prometheus.Counter // mole_prompt_tokens_cached_total
 	promptSeconds prometheus.Counter // llamacpp:prompt_seconds_total
 	genTokens     prometheus.Counter // llamacpp:tokens_predicted_total
 	genSeconds    prometheus.Counter // llamacpp:tokens_predicted_seconds_total
@@ -51,6 +52,8 @@ func newMetrics(nLayer, nExpert int) *metrics {
 	}
 	m.promptTokens = f("llamacpp:prompt_tokens_total", "Number of prompt tokens processed.")
 	m.promptSeconds = f("llamacpp:prompt_seconds_total", "Prompt process time")
+	m.promptCached = f("mole_prompt_tokens_cached_total",
+		"Prompt tokens not evaluated because a slot's KV cache already held them (the prompt cache); not in llamacpp:prompt_tokens_total.")
 	m.genTokens = f("llamacpp:tokens_predicted_total", "Number of generation tokens processed.")
 	m.genSeconds = f("llamacpp:tokens_predicted_seconds_total", "Predict process time")
 	m.decodes = f("llamacpp:n_decode_total", "Total number of batched forward steps.")

@@ -18,6 +18,7 @@ type request struct {
 	opts     engine.GenerateOptions
 	ctx      context.Context // the client's: done when it disconnects
 	arrived  time.Time
+	cache    bool // keep the prompt prefix a slot's KV cache already holds (cache.go)
 
 	mu     sync.Mutex
 	pieces []string // text per generated token not yet taken by the handler
@@ -65,6 +66,7 @@ type slot struct {
 	text  strings.Builder // text emitted during the current step
 	last  time.Time       // when the previous token was produced (per-token latency)
 	first bool            // whether a token has been produced yet (time to first token)
+	used  uint64          // scheduler.clock when the slot last took a request (cache.go)
 }
 
 // scheduler runs continuous batching: every step it admits queued requests into free slots,
@@ -79,6 +81,7 @@ type scheduler struct {
 	stopped chan struct{}
 	met     *metrics
 	ctx     int
+	clock   uint64 // counts started requests: the slots' use order (cache.go)
 
 	// prefill is the most prompt tokens evaluated per step beside the decoding tokens: it
 	// bounds how long one step (and so every stream's next token) can be delayed by a newly
@@ -169,11 +172,12 @@ func (s *scheduler) start(r *request) bool {
 		r.end(engine.Stats{}, r.ctx.Err())
 		return false
 	}
-	for _, sl := range s.slots {
-		if sl.req != nil {
-			continue
+	if sl := s.pick(r); sl != nil {
+		newSeq := s.m.NewSequence
+		if r.cache {
+			newSeq = s.m.NewCachedSequence
 		}
-		seq, err := s.m.NewSequence(sl.state, r.prompt, r.opts, func(t string) error {
+		seq, err := newSeq(sl.state, r.prompt, r.opts, func(t string) error {
 			sl.text.WriteString(t)
 			return nil
 		})
@@ -183,6 +187,8 @@ func (s *scheduler) start(r *request) bool {
 			return false
 		}
 		sl.req, sl.seq, sl.first = r, seq, false
+		s.clock++
+		sl.used = s.clock
 		sl.text.Reset()
 		s.met.processing.Inc()
 		return true
@@ -194,7 +200,9 @@ func (s *scheduler) start(r *request) bool {
 func (s *scheduler) release(sl *slot, outcome string, err error) {
 	st := sl.seq.Stats()
 	if outcome == "stop" || outcome == "length" {
-		s.met.finished(st.PromptTokens, st.GenTokens, st.PromptDuration.Seconds(), st.GenDuration.Seconds())
+		// As llama.cpp counts them, prompt tokens are those evaluated; reused ones apart.
+		s.met.finished(st.PromptTokens-st.CachedTokens, st.GenTokens, st.PromptDuration.Seconds(), st.GenDuration.Seconds())
+		s.met.promptCached.Add(float64(st.CachedTokens))
 	}
 	s.met.requests.WithLabelValues(sl.req.endpoint, outcome).Inc()
 	s.met.processing.Dec()

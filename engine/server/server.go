@@ -36,6 +36,10 @@ type Config struct {
 	// PrefillChunk bounds the prompt tokens evaluated per step beside the decoding tokens
 	// (default 64).
 	PrefillChunk int
+	// NoCachePrompt turns the prompt cache off: by default every slot keeps its KV cache
+	// after a request, and a request reuses the longest prompt prefix a free slot holds
+	// (a chat's earlier turns), as llama.cpp's cache_prompt does.
+	NoCachePrompt bool
 }
 
 // Server serves one model. Create it with New, serve Handler, and call Shutdown when done.
@@ -326,6 +330,7 @@ func (s *Server) reject(w http.ResponseWriter, msg string) {
 // generate queues the request and writes its response, streamed or whole.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, endpoint string, ids []int32, o engine.GenerateOptions, p *commonParams) {
 	req := newRequest(r.Context(), endpoint, ids, o)
+	req.cache = !s.cfg.NoCachePrompt && (p.CachePrompt == nil || *p.CachePrompt)
 	s.mu.Lock()
 	closing := s.closing
 	ok := !closing && s.sched.submit(req)
@@ -365,7 +370,7 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, endpoint strin
 			writeError(w, genError(err))
 			return
 		}
-		u := &usage{PromptTokens: st.PromptTokens, CompletionTokens: st.GenTokens, TotalTokens: st.PromptTokens + st.GenTokens}
+		u := usageOf(st)
 		fr := st.StopReason
 		out := text.String()
 		if endpoint == "chat" {

@@ -267,6 +267,7 @@ func TestLoad(t *testing.T) {
 		mu                   sync.Mutex
 		ok, rejected         int
 		promptSum, genSum    int
+		cachedSum            int // prompt tokens the prompt cache reused
 		chatOK, completionOK int
 		started, gaps, evals int // requests with a first token, inter-token gaps, tokens evaluated
 	)
@@ -296,14 +297,16 @@ func TestLoad(t *testing.T) {
 						chatOK++
 					}
 					promptSum += r.usage.PromptTokens
+					cachedSum += r.usage.PromptTokensDetails.CachedTokens
 					genSum += r.usage.CompletionTokens
 					if r.usage.CompletionTokens > 0 {
 						started++
 						gaps += r.usage.CompletionTokens - 1
 					}
 					// Every prompt token and every generated one is evaluated, except the
-					// last of a request cut at max_tokens (nothing samples after it).
-					evals += r.usage.PromptTokens + r.usage.CompletionTokens
+					// last of a request cut at max_tokens (nothing samples after it) and
+					// the prompt tokens reused from a slot's cache (prompts repeat here).
+					evals += r.usage.PromptTokens - r.usage.PromptTokensDetails.CachedTokens + r.usage.CompletionTokens
 					if r.finish == "length" {
 						evals--
 					}
@@ -341,7 +344,8 @@ func TestLoad(t *testing.T) {
 		name      string
 		got, want float64
 	}{
-		{"llamacpp:prompt_tokens_total", m["llamacpp:prompt_tokens_total"], float64(promptSum)},
+		{"llamacpp:prompt_tokens_total", m["llamacpp:prompt_tokens_total"], float64(promptSum - cachedSum)},
+		{"mole_prompt_tokens_cached_total", m["mole_prompt_tokens_cached_total"], float64(cachedSum)},
 		{"llamacpp:tokens_predicted_total", m["llamacpp:tokens_predicted_total"], float64(genSum)},
 		{"finished requests", finished, float64(ok)},
 		{"rejected requests", rej, float64(rejected)},
@@ -562,7 +566,7 @@ func TestEndpointsShape(t *testing.T) {
 	resp.Body.Close()
 	for _, re := range []string{`"object":"chat.completion"`, `"id":"chatcmpl-`, `"created":\d+`, `"model":"kjv-moe"`,
 		`"choices":\[\{"index":0,"message":\{"role":"assistant","content":"`, `"logprobs":null`,
-		`"finish_reason":"(stop|length)"`, `"usage":\{"prompt_tokens":\d+,"completion_tokens":\d+,"total_tokens":\d+\}`} {
+		`"finish_reason":"(stop|length)"`, `"usage":\{"prompt_tokens":\d+,"completion_tokens":\d+,"total_tokens":\d+,"prompt_tokens_details":\{"cached_tokens":\d+\}\}`} {
 		if !regexp.MustCompile(re).Match(raw) {
 			t.Errorf("chat completion lacks %s: %s", re, raw)
 		}

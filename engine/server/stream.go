@@ -116,7 +116,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req *request, en
 			return
 		}
 		if includeUsage {
-			u, _ := json.Marshal(usage{PromptTokens: st.PromptTokens, CompletionTokens: st.GenTokens, TotalTokens: st.PromptTokens + st.GenTokens})
+			u, _ := json.Marshal(usageOf(st))
 			c.Choices, c.Usage = []struct{}{}, u
 			if !send(&c) {
 				return
