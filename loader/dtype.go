@@ -22,12 +22,27 @@ const (
 	Q5_K DType = 13
 	Q6_K DType = 14
 	Q8_K DType = 15
-	I8   DType = 24
-	I16  DType = 25
-	I32  DType = 26
-	I64  DType = 27
-	F64  DType = 28
-	BF16 DType = 30
+	// The i-quants, ternary and microscaling types: the loader sizes their tensors so
+	// that files holding them parse (and `mole info` names them); the engine says which
+	// it computes with.
+	IQ2_XXS DType = 16
+	IQ2_XS  DType = 17
+	IQ3_XXS DType = 18
+	IQ1_S   DType = 19
+	IQ4_NL  DType = 20
+	IQ3_S   DType = 21
+	IQ2_S   DType = 22
+	IQ4_XS  DType = 23
+	I8      DType = 24
+	I16     DType = 25
+	I32     DType = 26
+	I64     DType = 27
+	F64     DType = 28
+	IQ1_M   DType = 29
+	BF16    DType = 30
+	TQ1_0   DType = 34
+	TQ2_0   DType = 35
+	MXFP4   DType = 39
 )
 
 // mole's own tensor types (docs/format.md). Their ids lie outside llama.cpp's range
@@ -87,6 +102,22 @@ var dtypeInfos = map[DType]dtypeInfo{
 	Q5_K: {"Q5_K", 256, 176},
 	Q6_K: {"Q6_K", 256, 210},
 	Q8_K: {"Q8_K", 256, 292},
+
+	// Block sizes from ggml's block structs (ggml-common.h): a 256-weight super-block
+	// of the i-quants holds an f16 scale and its code and scale arrays; IQ4_NL is 32
+	// 4-bit codes and a scale; MXFP4 is 32 FP4 codes and one E8M0 exponent byte.
+	IQ2_XXS: {"IQ2_XXS", 256, 2 + 64},
+	IQ2_XS:  {"IQ2_XS", 256, 2 + 64 + 8},
+	IQ3_XXS: {"IQ3_XXS", 256, 2 + 96},
+	IQ1_S:   {"IQ1_S", 256, 2 + 32 + 16},
+	IQ4_NL:  {"IQ4_NL", 32, 2 + 16},
+	IQ3_S:   {"IQ3_S", 256, 2 + 64 + 8 + 32 + 4},
+	IQ2_S:   {"IQ2_S", 256, 2 + 64 + 8 + 8},
+	IQ4_XS:  {"IQ4_XS", 256, 2 + 2 + 4 + 128},
+	IQ1_M:   {"IQ1_M", 256, 32 + 16 + 8},
+	TQ1_0:   {"TQ1_0", 256, 48 + 4 + 2},
+	TQ2_0:   {"TQ2_0", 256, 64 + 2},
+	MXFP4:   {"MXFP4", 32, 1 + 16},
 
 	// mole's int8 types (Q1): see the const block above and docs/format.md.
 	MoleQ8:   {"MOLE_Q8", 32, 32},

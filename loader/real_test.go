@@ -3,6 +3,7 @@ package loader
 import (
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"unsafe"
 
@@ -221,16 +222,60 @@ func TestRealAllGGUF(t *testing.T) {
 		}
 		g := m.GGUF
 		tok, _ := g.Get("tokenizer.ggml.tokens")
-		if tok.Len() == 0 {
-			t.Errorf("%s: no tokenizer.ggml.tokens", p)
-		}
-		if s, ok := tok.Strings(); !ok || len(s) != tok.Len() {
-			t.Errorf("%s: tokens not strings", p)
+		// Files that declare a tokenizer must carry its tokens; test-vector files
+		// (qtype-vectors) are not models and declare none.
+		if _, ok := g.Get("tokenizer.ggml.model"); ok {
+			if tok.Len() == 0 {
+				t.Errorf("%s: no tokenizer.ggml.tokens", p)
+			}
+			if s, ok := tok.Strings(); !ok || len(s) != tok.Len() {
+				t.Errorf("%s: tokens not strings", p)
+			}
 		}
 		for _, kv := range g.KV {
 			_ = kv.Value.String()
 		}
 		t.Logf("%s: v%d, %d KV, %d tensors, %d tokens, arch %s", filepath.Base(p), g.Version, len(g.KV), len(g.Tensors), tok.Len(), g.Architecture())
+		m.Close()
+	}
+}
+
+// TestRealBlockSizes checks the block sizes of ggml's types against files ggml wrote:
+// in qtype-vectors.gguf (tensors T.w of 13 types) and the kjv-moe i-quant and MXFP4
+// files, each tensor's data must end within one alignment of where the next begins. A
+// wrong size in dtypeInfos would be off by a multiple of the tensor's block count.
+func TestRealBlockSizes(t *testing.T) {
+	root := sharedmodels.Find(t)
+	for _, rel := range []string{"qtype-vectors/qtype-vectors.gguf", "kjv-moe-gguf/kjv-moe-IQ4_XS.gguf", "kjv-moe-gguf/kjv-moe-MXFP4_MOE.gguf"} {
+		p := filepath.Join(root, rel)
+		if _, err := os.Stat(p); err != nil {
+			t.Logf("%s absent: skipped", rel)
+			continue
+		}
+		m, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type span struct {
+			name     string
+			off, len uintptr
+		}
+		var spans []span
+		seen := map[DType]bool{}
+		for _, tn := range m.GGUF.Tensors {
+			if len(tn.Data) > 0 {
+				spans = append(spans, span{tn.Name, uintptr(unsafe.Pointer(unsafe.SliceData(tn.Data))), uintptr(len(tn.Data))})
+				seen[tn.DType] = true
+			}
+		}
+		sort.Slice(spans, func(i, j int) bool { return spans[i].off < spans[j].off })
+		for i := 0; i+1 < len(spans); i++ {
+			gap := spans[i+1].off - spans[i].off
+			if spans[i].len > gap || gap-spans[i].len >= 32 {
+				t.Errorf("%s: tensor %s holds %d bytes but the next starts %d bytes later", rel, spans[i].name, spans[i].len, gap)
+			}
+		}
+		t.Logf("%s: %d tensors of types %v", rel, len(spans), seen)
 		m.Close()
 	}
 }
