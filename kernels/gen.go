@@ -4,7 +4,7 @@ package kernels
 // that avo is never a dependency of mole itself). The generated files are committed;
 // TestGeneratedAssemblyFresh fails when they differ from what the generators write.
 // Each line must keep the form `go run -C ../asm ./NAME -out ../kernels/X.s -stubs ../kernels/Y.go`.
-//go:generate go run -C ../asm ./ggml -out ../kernels/ggml_amd64.s -stubs ../kernels/ggml_amd64_stubs.go
+//go:generate go run -C ../asm ./ggml -out ../kernels/ggml_amd64.s -stubs ../kernels/ggml_stubs_amd64.go
 //go:generate go run -C ../asm ./float -out ../kernels/float_amd64.s -stubs ../kernels/float_stubs_amd64.go
 //go:generate go run -C ../asm ./int8 -out ../kernels/int8_avx512_amd64.s -stubs ../kernels/int8_avx512_stubs_amd64.go -pkg kernels
 //go:generate go run -C ../asm ./mwq -out ../kernels/mwq_amd64.s -stubs ../kernels/mwq_stubs_amd64.go -pkg kernels

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // Mapping is a read-only shared memory map of a whole file. Data is valid until Close;
@@ -42,7 +40,7 @@ func Map(path string) (*Mapping, error) {
 	if size < 0 || uint64(size) > math.MaxInt {
 		return nil, fmt.Errorf("loader: %s: file size %d cannot be mapped", path, size)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := mapFile(f, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("loader: %s: mmap: %w", path, err)
 	}
@@ -56,7 +54,7 @@ func (m *Mapping) Close() error {
 	}
 	data := m.Data
 	m.Data, m.mapped = nil, false
-	if err := unix.Munmap(data); err != nil {
+	if err := unmapFile(data); err != nil {
 		return fmt.Errorf("loader: %s: munmap: %w", m.Path, err)
 	}
 	return nil

@@ -1,3 +1,5 @@
+//go:build unix
+
 package sched
 
 import (
@@ -50,7 +52,7 @@ func newIOWorker(c *Cache) (*ioWorker, error) {
 		}
 		// Address space only: pages are backed when a read writes them, and handed back
 		// with MADV_DONTNEED when a slot is released.
-		b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|mapNoReserve)
 		if err != nil {
 			w.close()
 			return nil, fmt.Errorf("sched: reserving %s of address space for the expert cache: %w", FormatSize(int64(n)), err)

@@ -15,3 +15,7 @@ func openDirect(path string) (*os.File, error) {
 func dropCached(fd int, off, n int64) error {
 	return unix.Fadvise(fd, off, n, unix.FADV_DONTNEED)
 }
+
+// mapNoReserve keeps the slot arenas from being charged against the overcommit limit
+// up front: only the pages a load writes are ever backed.
+const mapNoReserve = unix.MAP_NORESERVE

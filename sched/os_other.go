@@ -14,3 +14,6 @@ func openDirect(string) (*os.File, error) {
 
 // dropCached does nothing where posix_fadvise is not available.
 func dropCached(int, int64, int64) error { return nil }
+
+// mapNoReserve: MAP_NORESERVE is Linux's; elsewhere untouched pages cost nothing anyway.
+const mapNoReserve = 0
