@@ -414,6 +414,13 @@ func TestShortFlagsAgree(t *testing.T) {
 	if f := findCmd(t, root, "serve").Flags().ShorthandLookup("p"); f != nil {
 		t.Errorf("serve still has -p (--%s)", f.Name)
 	}
+	// serve's old -p points to its new spelling; llama-server's -np works.
+	if code, _, errOut := runMole(t, "", "serve", "-p", "4"); code != 1 || !strings.Contains(errOut, "-np N or --parallel N") {
+		t.Errorf("serve -p 4: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runMole(t, "", "serve", "-np", "0"); code != 1 || !strings.Contains(errOut, "--parallel 0") {
+		t.Errorf("serve -np 0: exit %d, %q", code, errOut)
+	}
 }
 
 func findCmd(t *testing.T, root *cobra.Command, name string) *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mole-llm/mole/engine"
@@ -46,6 +47,25 @@ func llamaArgs(args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// shorthandHints explain a one-letter flag a command lacks where users are likely to
+// try it: serve's -p meant --parallel before -p became the prompt everywhere else.
+var shorthandHints = map[string]string{
+	"serve 'p'": "sequences decoded together are -np N or --parallel N",
+	"serve 'n'": "a request sets max_tokens; the server has no -n",
+}
+
+// flagErrorHint adds a hint to pflag's "unknown shorthand flag: 'p' in -p" where
+// shorthandHints has one.
+func flagErrorHint(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "unknown shorthand flag: "); ok && len(rest) >= 3 {
+		if h, ok := shorthandHints[cmd.Name()+" "+rest[:3]]; ok {
+			return fmt.Errorf("%s (%s)", msg, h)
+		}
+	}
+	return err
 }
 
 // flagError is the one-line message for a flag value outside its range:

@@ -21,6 +21,7 @@ Without -m, commands use the small model embedded in the binary.`,
 	}
 	// --ctx and llama-server's -np are accepted as aliases on every command (cliflags.go).
 	root.SetGlobalNormalizationFunc(normalizeFlag)
+	root.SetFlagErrorFunc(flagErrorHint)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
