@@ -15,7 +15,7 @@ import (
 	"github.com/mole-llm/mole/engine"
 )
 
-// defaultCtx caps the context when --ctx is 0: models trained on 32k+ positions would
+// defaultCtx caps the context when -c is 0: models trained on 32k+ positions would
 // otherwise reserve a KV cache far larger than a CPU session needs (llama.cpp's default
 // n_ctx is 4096 for the same reason).
 const defaultCtx = 4096
