@@ -93,8 +93,15 @@ func TestContextFlags(t *testing.T) {
 		}
 	}
 
+	// A context whose KV cache cannot fit is an error, not an allocation that kills the
+	// process.
+	code, _, errOut := runMole(t, "", "run", "-c", "2000000000", "--ctx-extend", "-p", "x")
+	if code != 1 || !strings.Contains(errOut, "--ctx-size 2000000000: the KV cache needs") {
+		t.Errorf("-c 2e9 --ctx-extend: exit %d, %q", code, errOut)
+	}
+
 	// A prompt longer than the trained length: refused with a hint, accepted with the flag.
-	code, _, errOut := runMole(t, "", "run", "-n", "2", "-c", "2048", longPrompt)
+	code, _, errOut = runMole(t, "", "run", "-n", "2", "-c", "2048", longPrompt)
 	if code != 1 || !strings.Contains(errOut, "--ctx-extend") {
 		t.Errorf("long prompt without --ctx-extend: exit %d, %q", code, errOut)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/sched"
 )
 
 // Flag spellings shared by every command, so that a llama.cpp user's habits carry over:
@@ -157,6 +158,23 @@ func (c *ctxFlags) resolve(trained, def int, warn io.Writer) (int, error) {
 		fmt.Fprintf(warn, "mole: warning: context %d is beyond the model's trained context of %d tokens (--ctx-extend): quality may degrade past position %d\n", n, trained, trained)
 	}
 	return n, nil
+}
+
+// checkKVMemory refuses a context whose KV caches (float32 keys and values of every layer,
+// for seqs sequences) would not fit in the memory available now: allocating them would
+// end the process without a message, where an error can say what to lower.
+func checkKVMemory(c *engine.Config, ctx, seqs int) error {
+	perPos := int64(2*c.NLayer*c.NKVHead*c.HeadDim+c.NHead) * 4
+	need := perPos * int64(ctx) * int64(seqs)
+	avail, err := sched.AvailableMemory()
+	if err != nil || need <= avail {
+		return nil
+	}
+	per := ""
+	if seqs > 1 {
+		per = fmt.Sprintf(" for %d sequences", seqs)
+	}
+	return fmt.Errorf("--ctx-size %d: the KV cache%s needs %s, more than the %s available; lower -c", ctx, per, sched.FormatSize(need), sched.FormatSize(avail))
 }
 
 // lastByteWriter remembers the last byte written, so that generated text can be ended

@@ -64,6 +64,9 @@ stdout is "perplexity: X".`,
 			if err != nil {
 				return err
 			}
+			if err := checkKVMemory(&m.Config, ctxLen, 1); err != nil {
+				return err
+			}
 			ids := m.Tok.Encode(string(data), false, false)
 			s := m.NewState(ctxLen)
 			fmt.Fprintf(stderr, "mole: %s: %d tokens, context %d (windows of %d tokens); %s\n", file, len(ids), s.Cap(), ctxLen, lm.describe())

@@ -109,6 +109,9 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 			if err != nil {
 				return err
 			}
+			if err := checkKVMemory(&m.Config, n, 1); err != nil {
+				return err
+			}
 
 			text := prompt
 			if chat {

@@ -77,6 +77,9 @@ repeat_penalty and repeat_last_n.`,
 			if cfg.Ctx, err = ctx.resolve(lm.model.Config.CtxLen, defaultCtx, stderr); err != nil {
 				return err
 			}
+			if err := checkKVMemory(&lm.model.Config, cfg.Ctx, cfg.Parallel); err != nil {
+				return err
+			}
 			cfg.Model = lm.model
 			cfg.ModelName = alias
 			if cfg.ModelName == "" {
