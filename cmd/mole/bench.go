@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +47,7 @@ is the peak up to that width. Models without MWQ experts run once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if hebf.budgets != "" {
-				ts, err := intList("-t", threads, 1)
+				ts, err := threadList(threads)
 				if err != nil {
 					return err
 				}
@@ -53,6 +55,17 @@ is the peak up to that width. Models without MWQ experts run once.`,
 				if err != nil {
 					return err
 				}
+				if err := firstErr(
+					atLeast("--parallel", hebf.parallel, 0, "0 (no throughput test) or more sequences"),
+					atLeast("--warm", hebf.warm, 0, "0 or more decode steps"),
+				); err != nil {
+					return err
+				}
+				if len(ts) == 0 || len(ns) == 0 {
+					return errors.New("-t and -n: give at least one value each")
+				}
+				// Each sequence's KV cache holds the warm-up and the timed tokens.
+				fmt.Fprintf(cmd.ErrOrStderr(), "mole: context %d (--warm %d + -n %d + 2)\n", hebf.warm+ns[0]+2, hebf.warm, ns[0])
 				return runHEBFBench(cmd, hebf, models, ns[0], ts[0], output, svgPath)
 			}
 			o := bench.Options{Reps: reps, Log: cmd.ErrOrStderr()}
@@ -66,8 +79,11 @@ is the peak up to that width. Models without MWQ experts run once.`,
 			if o.Gens, err = intList("-n", gens, 0); err != nil {
 				return err
 			}
-			if o.Threads, err = intList("-t", threads, 1); err != nil {
+			if o.Threads, err = threadList(threads); err != nil {
 				return err
+			}
+			if len(o.Threads) == 0 {
+				return errors.New("-t: give at least one thread count (0 = GOMAXPROCS)")
 			}
 			for _, s := range splitList(isas) {
 				i, err := kernels.ParseISA(s)
@@ -107,11 +123,21 @@ is the peak up to that width. Models without MWQ experts run once.`,
 			default:
 				return fmt.Errorf("-o %q: want md, json or csv", output)
 			}
+			// One KV cache per model holds the longest test, as llama-bench sizes n_ctx.
+			benchCtx := 1
+			for _, v := range append(slices.Clone(o.Prompts), o.Gens...) {
+				benchCtx = max(benchCtx, v)
+			}
 			o.Open = func(path string) (*engine.Model, func(), error) {
 				lm, err := loadModelMode(path, o.Threads[0], mode)
 				if err != nil {
 					return nil, nil, err
 				}
+				note := ""
+				if t := lm.model.Config.CtxLen; t > 0 && benchCtx > t {
+					note = fmt.Sprintf(", beyond the model's trained %d (speed only: the tokens are synthetic)", t)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "mole: %s: context %d (the largest -p or -n)%s\n", lm.name, benchCtx, note)
 				return lm.model, lm.Close, nil
 			}
 			rep, err := bench.Run(cmd.Context(), o)
@@ -131,7 +157,7 @@ is the peak up to that width. Models without MWQ experts run once.`,
 	f.StringVarP(&prompts, "n-prompt", "p", "512", "prompt lengths for pp tests, comma-separated (0: none)")
 	f.StringVarP(&gens, "n-gen", "n", "128", "generation lengths for tg tests, comma-separated (0: none)")
 	f.IntVarP(&reps, "repetitions", "r", 5, "timed runs of each test (after one warm-up)")
-	f.StringVarP(&threads, "threads", "t", strconv.Itoa(defaultThreads()), "thread counts, comma-separated")
+	f.StringVarP(&threads, "threads", "t", "0", threadsHelp+", comma-separated")
 	f.StringVar(&isas, "isa", "", "kernel paths, comma-separated: avx512, avxvnni, avx2, neon, generic (default: the best the CPU has)")
 	f.StringVarP(&output, "output", "o", "md", "output format: md, json or csv")
 	f.StringVar(&svgPath, "svg", "", "also draw tokens/s against threads, with the roofline, into this SVG file")
@@ -142,8 +168,20 @@ is the peak up to that width. Models without MWQ experts run once.`,
 	return cmd
 }
 
-// defaultThreads is llama-bench's default: every CPU this process may use.
+// defaultThreads is what -t 0 means, here as in every command: every CPU this process
+// may use (llama-bench's default too).
 func defaultThreads() int { return max(1, runtime.GOMAXPROCS(0)) }
+
+// threadList parses bench's -t list; 0 means GOMAXPROCS, as -t 0 does everywhere.
+func threadList(s string) ([]int, error) {
+	ts, err := intList("-t", s, 0)
+	for i, t := range ts {
+		if t == 0 {
+			ts[i] = defaultThreads()
+		}
+	}
+	return ts, err
+}
 
 func splitList(s string) []string {
 	var out []string

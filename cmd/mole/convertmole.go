@@ -27,6 +27,7 @@ func newConvertMoLECmd() *cobra.Command {
 		refit, alloc        bool
 		stream              bool
 		fit, fitCG, sample  int
+		threads             int
 	)
 	cmd := &cobra.Command{
 		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE | --calib-sample N] [--whiten] [--refit] [--fit N] [--alloc] [--groups G] [--baseline] [--stream]",
@@ -71,6 +72,18 @@ parameter counts are recorded as mole.mole.* metadata (mole info shows them). Th
 appears only when complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := firstErr(
+				atLeast("--threads", threads, 0, "0 (GOMAXPROCS) or more"),
+				atLeast("--rank", rank, 0, "0 (use --energy) or more"),
+				atLeast("--groups", groups, 1, "1 or more groups"),
+				atLeast("--calib-ctx", window, 2, "at least 2 tokens"),
+				atLeast("--fit-cg", fitCG, 1, "1 or more steps"),
+			); err != nil {
+				return err
+			}
+			if !(energy >= 0 && energy <= 1) {
+				return flagError("--energy", energy, "a fraction between 0 and 1 (0 = use --rank)")
+			}
 			if out == "" {
 				return errors.New("convert-mole needs an output file: -o OUT")
 			}
@@ -91,7 +104,7 @@ appears only when complete.`,
 				return fmt.Errorf("--type %q: want f32, f16 or q8_0", typ)
 			}
 			stderr := cmd.ErrOrStderr()
-			lm, err := loadModel(in, 0)
+			lm, err := loadModel(in, threads)
 			if err != nil {
 				return err
 			}
@@ -173,6 +186,7 @@ appears only when complete.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&in, "model", "m", "", "model to convert (default: the embedded model)")
+	f.IntVarP(&threads, "threads", "t", 0, threadsHelp)
 	f.StringVarP(&out, "output", "o", "", "output GGUF file")
 	f.IntVar(&rank, "rank", 0, "latent rank of every layer and projection")
 	f.Float64Var(&energy, "energy", 0, "fraction of the spectrum to keep, per layer and projection")

@@ -75,6 +75,6 @@ metadata (mole info shows it). llama.cpp refuses these files: their type ids are
 	f.StringVar(&preset, "preset", "bench-moe", "model shape (see above)")
 	f.StringVarP(&out, "output", "o", "", "GGUF file to write")
 	f.StringVar(&typ, "type", "f16", "weight type: f16, q8_0, q4_0 (also f32, bf16), or mole's q8, a8w4, mwq24, mwq58")
-	f.Uint64Var(&seed, "seed", 1, "random seed; the same seed gives the same file")
+	f.Uint64VarP(&seed, "seed", "s", 1, "random seed; the same seed gives the same file")
 	return cmd
 }

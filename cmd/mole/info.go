@@ -17,9 +17,12 @@ import (
 )
 
 func newInfoCmd() *cobra.Command {
-	var cpu bool
+	var (
+		cpu       bool
+		modelPath string
+	)
 	cmd := &cobra.Command{
-		Use:   "info [--cpu] [MODEL]",
+		Use:   "info [--cpu] [-m MODEL | MODEL]",
 		Short: "Describe a model: architecture, sizes, experts and tensors (default: the embedded model); --cpu: the CPU and kernel path",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -27,8 +30,11 @@ func newInfoCmd() *cobra.Command {
 				printCPU(cmd.OutOrStdout())
 				return nil
 			}
-			path := ""
+			path := modelPath
 			if len(args) == 1 {
+				if path != "" && path != args[0] {
+					return fmt.Errorf("give the model once: -m %s or %s", path, args[0])
+				}
 				path = args[0]
 			}
 			lm, name, err := openFiles(path)
@@ -50,6 +56,8 @@ func newInfoCmd() *cobra.Command {
 			return nil
 		},
 	}
+	// -m as in every other command; the positional MODEL keeps working.
+	cmd.Flags().StringVarP(&modelPath, "model", "m", "", "GGUF file or Hugging Face folder (default: the embedded model)")
 	cmd.Flags().BoolVar(&cpu, "cpu", false, "describe the CPU, its features and the kernel path chosen, instead of a model")
 	return cmd
 }

@@ -114,11 +114,11 @@ func (k *kldReader) observe(logits []float32, target int32) {
 		return
 	}
 	if _, err := io.ReadFull(k.r, k.buf); err != nil {
-		k.errMsg = fmt.Errorf("the base file has only %d tokens: was it saved with the same text and --ctx?", k.n)
+		k.errMsg = fmt.Errorf("the base file has only %d tokens: was it saved with the same text and -c?", k.n)
 		return
 	}
 	if t := int32(binary.LittleEndian.Uint32(k.buf)); t != target {
-		k.errMsg = fmt.Errorf("token %d differs from the base file's (%d vs %d): same text and --ctx?", k.n, target, t)
+		k.errMsg = fmt.Errorf("token %d differs from the base file's (%d vs %d): same text and -c?", k.n, target, t)
 		return
 	}
 	logSoftmax(k.lp, logits)
@@ -150,7 +150,7 @@ func (k *kldReader) report(w io.Writer) error {
 		return k.errMsg
 	}
 	if _, err := k.r.ReadByte(); err == nil {
-		return errors.New("the base file has more tokens than this run scored: same text and --ctx?")
+		return errors.New("the base file has more tokens than this run scored: same text and -c?")
 	}
 	if k.n == 0 {
 		return errors.New("no tokens compared")

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,8 +20,14 @@ func main() {
 	os.Exit(code)
 }
 
+// exitInterrupted is the status of a command stopped by ^C, as a shell reports a process
+// killed by SIGINT (128 + 2).
+const exitInterrupted = 130
+
 // run executes one command line and returns the exit status. Errors become one line on
-// stderr and status 1; tests call run in-process with their own streams.
+// stderr and status 1; a command stopped by ctx (^C) ends with status 130 and no error
+// line, having printed what it has (run prints its timing summary). Tests call run
+// in-process with their own streams.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		// A bug must still end as a one-line message and status 1, not a stack dump that
@@ -31,8 +38,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}()
 	root := newRootCmd(stdin, stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(llamaArgs(args))
 	if err := root.ExecuteContext(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return exitInterrupted
+		}
 		fmt.Fprintln(stderr, "mole:", err)
 		return 1
 	}

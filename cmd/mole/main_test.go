@@ -108,8 +108,9 @@ func TestRunGreedyMatchesEngine(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if out != want.String() {
-		t.Fatalf("mole run printed %q, engine greedy gave %q", out, want.String())
+	// The text is ended with a newline so the shell prompt starts on its own line.
+	if out != want.String()+"\n" {
+		t.Fatalf("mole run printed %q, engine greedy gave %q (plus a newline)", out, want.String())
 	}
 	for _, s := range []string{"load time", "prompt eval", "generation", "tokens/s"} {
 		if !strings.Contains(errOut, s) {

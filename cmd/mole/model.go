@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,8 +17,13 @@ import (
 	"github.com/mole-llm/mole/loader"
 )
 
+// modelOpens counts the models openFiles has started to open, so tests can check that a
+// rejected flag stopped a command before any model work.
+var modelOpens atomic.Int64
+
 // openFiles opens path, or the embedded default model when path is "". Errors name the path.
 func openFiles(path string) (*loader.Model, string, error) {
+	modelOpens.Add(1)
 	if path == "" {
 		lm, err := defaultmodel.Open()
 		if err != nil {
@@ -49,8 +54,9 @@ type loadedModel struct {
 }
 
 // modelFlags are the flags that choose a model and how it runs: -m, -t/--threads,
-// --load and --isa. run, perplexity and serve register them the same way with
-// register and open the model with open.
+// --load, --isa, --expert-bits and --mem-budget. Every command that loads a model to run
+// it registers them with register (or registerBasic) and opens the model with open, so
+// the same flag means the same thing everywhere.
 type modelFlags struct {
 	path    string
 	threads int
@@ -59,32 +65,61 @@ type modelFlags struct {
 	// expertBits is --expert-bits: the width MWQ experts are read at (expertbits.go).
 	expertBits string
 	budget     budgetFlags // --mem-budget (membudget.go)
+	// basic is set by registerBasic: --expert-bits and --mem-budget do not apply.
+	basic bool
 }
+
+// threadsHelp is -t's help wherever it takes one count.
+const threadsHelp = "worker threads (0 = GOMAXPROCS, the CPUs this process may use)"
 
 // register adds the flags to cmd.
 func (mf *modelFlags) register(cmd *cobra.Command) {
+	mf.registerBasic(cmd)
+	mf.basic = false
+	fs := cmd.Flags()
+	fs.StringVar(&mf.expertBits, "expert-bits", "", expertBitsHelp)
+	mf.budget.register(fs)
+}
+
+// registerBasic adds -m, -t, --load and --isa only, for commands that measure or describe
+// the model as stored (profile), where a width or a memory budget would change what they
+// measure.
+func (mf *modelFlags) registerBasic(cmd *cobra.Command) {
+	mf.basic = true
 	fs := cmd.Flags()
 	fs.StringVarP(&mf.path, "model", "m", "", "GGUF file or Hugging Face folder (default: the embedded model)")
 	// GOMAXPROCS, not the core count: it follows the cgroup quota and the affinity mask,
 	// where cpuid on a VM may report hundreds of cores the process cannot use.
-	fs.IntVarP(&mf.threads, "threads", "t", runtime.GOMAXPROCS(0), "worker threads (0 = GOMAXPROCS, the CPUs this process may use)")
+	fs.IntVarP(&mf.threads, "threads", "t", 0, threadsHelp)
 	fs.StringVar(&mf.load, "load", loader.LoadMmap.String(),
 		"where weights live: mmap (the file's pages in place: quick start, shared page cache) or copy (read once into private huge-page memory)")
 	fs.StringVar(&mf.isa, "isa", "", "force a kernel path: avx512, avxvnni, avx2, neon or generic (default: the best the CPU has, or MOLE_ISA)")
-	fs.StringVar(&mf.expertBits, "expert-bits", "", expertBitsHelp)
-	mf.budget.register(fs)
+}
+
+// validate checks the flags that need no model, so that a bad value fails before a
+// possibly long load.
+func (mf *modelFlags) validate() error {
+	if err := atLeast("--threads", mf.threads, 0, "0 (GOMAXPROCS) or more"); err != nil {
+		return err
+	}
+	if _, err := loader.ParseLoadMode(mf.load); err != nil {
+		return fmt.Errorf("--load: %w", err)
+	}
+	if mf.isa != "" {
+		if _, err := kernels.ParseISA(mf.isa); err != nil {
+			return fmt.Errorf("--isa: %w", err)
+		}
+	}
+	return nil
 }
 
 // open applies --isa, opens the model with --load, binds it with --threads workers and
 // prints warnings (an --isa or MOLE_ISA path this CPU lacks) to warn.
 func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
-	mode, err := loader.ParseLoadMode(mf.load)
-	if err != nil {
-		return nil, fmt.Errorf("--load: %w", err)
+	if err := mf.validate(); err != nil {
+		return nil, err
 	}
-	if mf.threads < 0 {
-		return nil, fmt.Errorf("--threads %d: want 0 (GOMAXPROCS) or more", mf.threads)
-	}
+	mode, _ := loader.ParseLoadMode(mf.load)
 	restore := func() {}
 	if mf.isa != "" {
 		want, err := kernels.ParseISA(mf.isa)
@@ -106,6 +141,9 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 		return nil, err
 	}
 	lm.restore = restore
+	if mf.basic {
+		return lm, nil
+	}
 	if lm.mwq, err = applyExpertBits(lm.model, mf.expertBits); err != nil {
 		lm.Close()
 		return nil, err

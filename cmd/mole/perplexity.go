@@ -10,26 +10,44 @@ import (
 	"github.com/mole-llm/mole/engine"
 )
 
+// defaultPerplexityCtx is llama-perplexity's default window, so results compare.
+const defaultPerplexityCtx = 512
+
 func newPerplexityCmd() *cobra.Command {
 	var (
-		mf             modelFlags
-		file           string
-		ctxLen, chunks int
-		kldBase, kld   string
+		mf           modelFlags
+		file         string
+		ctx          ctxFlags
+		chunks       int
+		kldBase, kld string
 	)
 	cmd := &cobra.Command{
-		Use:   "perplexity [-m MODEL] -f FILE [--ctx N] [--chunks K]",
+		Use:   "perplexity [-m MODEL] -f FILE [-c N] [--chunks K]",
 		Short: "Measure perplexity on a text file",
 		Long: `Measure perplexity on a text file. The file is tokenized once, without BOS, and cut into
-consecutive windows of --ctx tokens (the first --chunks windows when given; a shorter last
-window is scored too). Each window runs from a fresh cache. When the model uses a BOS
+consecutive windows of -c tokens (default: 512, or the model's trained context if shorter;
+beyond the trained context only with --ctx-extend), the first --chunks windows when given;
+a shorter last window is scored too. Each window runs from a fresh cache. When the model uses a BOS
 token, a window c is fed as [BOS] + c[:-1] and all of c is scored; otherwise every token
 with a predecessor in its window is scored. Progress goes to stderr; the last line on
 stdout is "perplexity: X".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := firstErr(
+				ctx.validate(),
+				atLeast("--chunks", chunks, 0, "0 (all windows) or more"),
+				mf.validate(),
+			); err != nil {
+				return err
+			}
+			if ctx.size == 1 {
+				return flagError("--ctx-size", ctx.size, "at least 2 tokens (a window scores each token after its first)")
+			}
 			if file == "" {
 				return errors.New("perplexity needs a text file: -f FILE")
+			}
+			if kldBase != "" && kld != "" {
+				return errors.New("--kl-divergence-base saves a reference and --kl-divergence compares with one: give one of them")
 			}
 			data, err := os.ReadFile(file)
 			if err != nil {
@@ -41,13 +59,17 @@ stdout is "perplexity: X".`,
 			}
 			defer lm.Close()
 			m := lm.model
-			ids := m.Tok.Encode(string(data), false, false)
 			stderr := cmd.ErrOrStderr()
-			fmt.Fprintf(stderr, "mole: %s: %d tokens, windows of %d; %s\n", file, len(ids), ctxLen, lm.describe())
-			s := m.NewState(ctxLen)
-			if kldBase != "" && kld != "" {
-				return errors.New("--kl-divergence-base saves a reference and --kl-divergence compares with one: give one of them")
+			ctxLen, err := ctx.resolve(m.Config.CtxLen, defaultPerplexityCtx, stderr)
+			if err != nil {
+				return err
 			}
+			if err := checkKVMemory(&m.Config, ctxLen, 1); err != nil {
+				return err
+			}
+			ids := m.Tok.Encode(string(data), false, false)
+			s := m.NewState(ctxLen)
+			fmt.Fprintf(stderr, "mole: %s: %d tokens, context %d (windows of %d tokens); %s\n", file, len(ids), s.Cap(), ctxLen, lm.describe())
 			var observe func([]float32, int32)
 			var kw *kldWriter
 			var kr *kldReader
@@ -94,7 +116,7 @@ stdout is "perplexity: X".`,
 	mf.register(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "text file to evaluate")
-	f.IntVarP(&ctxLen, "ctx", "c", 512, "window length in tokens")
+	ctx.register(f, fmt.Sprintf("window length in tokens, each window a fresh context (0 = %d, or the model's trained length if shorter)", defaultPerplexityCtx))
 	f.IntVar(&chunks, "chunks", 0, "evaluate only the first K windows (0 = all)")
 	f.StringVar(&kldBase, "kl-divergence-base", "", "save this model's log-probabilities of every scored token to FILE (the reference for --kl-divergence)")
 	f.StringVar(&kld, "kl-divergence", "", "report the KL divergence and top-token agreement against a --kl-divergence-base FILE")

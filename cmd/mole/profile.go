@@ -12,10 +12,9 @@ import (
 
 func newProfileCmd() *cobra.Command {
 	var (
-		path    string
+		mf      modelFlags
 		samples int
 		reps    int
-		threads int
 	)
 	cmd := &cobra.Command{
 		Use:   "profile -m MODEL",
@@ -31,10 +30,18 @@ stay hidden behind its estimated compute.
 The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := firstErr(
+				mf.validate(),
+				atLeast("--samples", samples, 1, "1 or more planes"),
+				atLeast("--reps", reps, 1, "1 or more computations"),
+			); err != nil {
+				return err
+			}
+			path := mf.path
 			if path == "" {
 				return errors.New("-m: name the model file to profile")
 			}
-			lm, err := loadModel(path, threads)
+			lm, err := mf.open(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -43,7 +50,7 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			io, err := sched.MeasureIO(lay, max(samples, 1))
+			io, err := sched.MeasureIO(lay, samples)
 			if err != nil {
 				return fmt.Errorf("%s: measuring loads: %w", path, err)
 			}
@@ -77,10 +84,10 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			return nil
 		},
 	}
+	mf.registerBasic(cmd)
 	f := cmd.Flags()
-	f.StringVarP(&path, "model", "m", "", "GGUF file with MWQ experts")
+	f.Lookup("model").Usage = "GGUF file with MWQ experts"
 	f.IntVar(&samples, "samples", 32, "planes loaded per backend and plane size")
 	f.IntVar(&reps, "reps", 50, "expert computations timed per width")
-	f.IntVarP(&threads, "threads", "t", 0, "worker threads (0 = GOMAXPROCS)")
 	return cmd
 }

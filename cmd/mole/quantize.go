@@ -19,7 +19,7 @@ import (
 func newQuantizeCmd() *cobra.Command {
 	var (
 		in, out, typ, calib, router string
-		window                      int
+		window, threads             int
 		noSmooth, fullRow           bool
 		damp                        float64
 	)
@@ -42,6 +42,15 @@ the built-in text (docs/quant.md). The scheme, group size and calibration are re
 in the file's metadata (mole info shows them). The output appears only when complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := firstErr(
+				atLeast("--threads", threads, 0, "0 (GOMAXPROCS) or more"),
+				atLeast("--calib-ctx", window, 2, "at least 2 tokens"),
+			); err != nil {
+				return err
+			}
+			if !(damp >= 0) {
+				return flagError("--damp", damp, "a number >= 0 (0 = 0.01)")
+			}
 			if out == "" {
 				return errors.New("quantize needs an output file: -o OUT")
 			}
@@ -57,7 +66,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 				return fmt.Errorf("--router %q: want f16 or q8 (routers are never 4-bit)", router)
 			}
 			stderr := cmd.ErrOrStderr()
-			lm, err := loadModel(in, 0)
+			lm, err := loadModel(in, threads)
 			if err != nil {
 				return err
 			}
@@ -103,6 +112,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 	}
 	f := cmd.Flags()
 	f.StringVarP(&in, "model", "m", "", "model to quantize (default: the embedded model)")
+	f.IntVarP(&threads, "threads", "t", 0, threadsHelp)
 	f.StringVarP(&out, "output", "o", "", "output GGUF file")
 	f.StringVar(&typ, "type", "a8w4", "scheme: f16, q8, a8w4, rtn4, mwq24 or mwq58")
 	f.StringVar(&calib, "calib", "", "calibration text file (default: the built-in text)")

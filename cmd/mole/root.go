@@ -19,6 +19,9 @@ Without -m, commands use the small model embedded in the binary.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
+	// --ctx and llama-server's -np are accepted as aliases on every command (cliflags.go).
+	root.SetGlobalNormalizationFunc(normalizeFlag)
+	root.SetFlagErrorFunc(flagErrorHint)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

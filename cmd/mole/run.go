@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 	"github.com/mole-llm/mole/engine"
 )
 
-// defaultCtx caps the context when --ctx is 0: models trained on 32k+ positions would
+// defaultCtx caps the context when -c is 0: models trained on 32k+ positions would
 // otherwise reserve a KV cache far larger than a CPU session needs (llama.cpp's default
 // n_ctx is 4096 for the same reason).
 const defaultCtx = 4096
@@ -24,27 +26,61 @@ func newRunCmd() *cobra.Command {
 		so         = engine.DefaultSamplerOptions()
 		seed       int64
 		maxTokens  int
-		ctxLen     int
+		ctx        ctxFlags
+		prompt     string
+		file       string
 		chat       bool
 		system     string
 		stops      []string
 		rawSpecial bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] PROMPT",
-		Short: "Generate text from a prompt (\"-\" reads the prompt from stdin)",
+		Use:   "run [flags] [-p PROMPT | -f FILE | PROMPT]",
+		Short: "Generate text from a prompt (-p TEXT, -f FILE, or PROMPT; \"-\" reads it from stdin)",
 		Long: `Generate text from a prompt and stream it to stdout; timings go to stderr.
+
+The prompt is -p TEXT, -f FILE or the PROMPT argument ("-" reads stdin). The context
+(-c) is the KV cache capacity: the prompt and the generated tokens together. It may be up
+to the length the model was trained on (mole info shows it); beyond that only with
+--ctx-extend. ^C stops generation, prints the timing summary and exits with status 130.
 
 Sampling follows llama.cpp's default chain and defaults: repetition penalty, then top-k,
 top-p and min-p on the model's distribution, then temperature, then the draw.
 --temp 0 is greedy decoding.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			prompt := ""
+			sources := 0
+			for _, given := range []bool{len(args) == 1, cmd.Flags().Changed("prompt"), file != ""} {
+				if given {
+					sources++
+				}
+			}
+			if sources > 1 {
+				return errors.New("give the prompt once: -p TEXT, -f FILE or the PROMPT argument")
+			}
+			if err := firstErr(
+				atLeast("--n-predict", maxTokens, -1, "-1 (until the context is full), 0 or more"),
+				ctx.validate(),
+				mf.validate(),
+				validateSampler(so),
+			); err != nil {
+				return err
+			}
+			if seed < -1 {
+				return flagError("--seed", seed, "-1 (random) or a number >= 0")
+			}
 			if len(args) == 1 {
 				prompt = args[0]
 			}
-			if prompt == "-" {
+			switch {
+			case file != "":
+				b, err := readPromptFile(cmd, file)
+				if err != nil {
+					return err
+				}
+				// As llama.cpp's -f: the newline an editor ends a file with is not prompt.
+				prompt = strings.TrimSuffix(strings.TrimSuffix(b, "\n"), "\r")
+			case prompt == "-":
 				text, err := textArg(cmd, prompt)
 				if err != nil {
 					return err
@@ -68,6 +104,14 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 			}
 			defer lm.Close()
 			m := lm.model
+			trained := m.Config.CtxLen
+			n, err := ctx.resolve(trained, defaultCtx, stderr)
+			if err != nil {
+				return err
+			}
+			if err := checkKVMemory(&m.Config, n, 1); err != nil {
+				return err
+			}
 
 			text := prompt
 			if chat {
@@ -86,30 +130,31 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 			if len(ids) == 0 {
 				return errors.New("empty prompt, and the model has no BOS token to start from")
 			}
-
-			n := ctxLen
-			if n <= 0 {
-				n = min(m.Config.CtxLen, defaultCtx)
-				if n <= 0 {
-					n = defaultCtx
-				}
-			}
 			if len(ids) > n {
-				return fmt.Errorf("the prompt has %d tokens, more than the context of %d (raise --ctx)", len(ids), n)
+				hint := fmt.Sprintf("-c %d or more", len(ids))
+				if trained > 0 && len(ids) > trained && !ctx.extend {
+					hint += fmt.Sprintf(" with --ctx-extend: the model was trained on %d", trained)
+				}
+				return fmt.Errorf("the prompt has %d tokens, more than the context of %d (%s)", len(ids), n, hint)
 			}
 			s := m.NewState(n)
 
-			out := cmd.OutOrStdout()
+			out := &lastByteWriter{w: cmd.OutOrStdout()}
 			opts := engine.GenerateOptions{MaxTokens: maxTokens, Sampler: so, Stop: stops}
 			st, genErr := m.Generate(cmd.Context(), s, ids, opts, func(t string) error {
 				_, err := io.WriteString(out, t)
 				return err
 			})
-			fmt.Fprintln(stderr)
-			fmt.Fprintf(stderr, "mole: model %s, %s, context %d, seed %d\n", lm.name, lm.describe(), n, so.Seed)
+			out.endLine()
+			interrupted := genErr != nil && cmd.Context().Err() != nil && errors.Is(genErr, context.Canceled)
+			stop := reason(st, genErr)
+			if interrupted {
+				stop = "interrupted"
+			}
+			fmt.Fprintf(stderr, "mole: model %s, %s, context %d, seed %d\n", lm.name, lm.describe(), s.Cap(), so.Seed)
 			fmt.Fprintf(stderr, "mole: load time   %10.2f ms\n", ms(lm.loadTime))
 			fmt.Fprintf(stderr, "mole: prompt eval %10.2f ms / %4d tokens (%8.2f tokens/s)\n", ms(st.PromptDuration), st.PromptTokens, rate(st.PromptTokens, st.PromptDuration))
-			fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), reason(st, genErr))
+			fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), stop)
 			if c := m.MemBudget(); c != nil {
 				fmt.Fprintf(stderr, "mole: %s\n", describeCache(c))
 			}
@@ -118,20 +163,34 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 	}
 	mf.register(cmd)
 	f := cmd.Flags()
+	f.StringVarP(&prompt, "prompt", "p", "", "prompt text (or give it as the PROMPT argument)")
+	f.StringVarP(&file, "file", "f", "", "read the prompt from this file (\"-\": stdin)")
 	f.Float32Var(&so.Temperature, "temp", so.Temperature, "temperature; 0 = greedy")
 	f.IntVar(&so.TopK, "top-k", so.TopK, "keep the K most likely tokens (0 = off)")
-	f.Float32Var(&so.TopP, "top-p", so.TopP, "nucleus sampling threshold (1 = off)")
-	f.Float32Var(&so.MinP, "min-p", so.MinP, "drop tokens below this fraction of the top token's probability (0 = off)")
-	f.Float32Var(&so.RepeatPenalty, "repeat-penalty", so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n (1 = off)")
-	f.IntVar(&so.RepeatLastN, "repeat-last-n", so.RepeatLastN, "how many recent tokens the repeat penalty considers")
-	f.Int64Var(&seed, "seed", -1, "random seed (-1 = random; the seed used is printed to stderr)")
+	f.Float32Var(&so.TopP, "top-p", so.TopP, "nucleus sampling threshold, 0 to 1 (1 = off)")
+	f.Float32Var(&so.MinP, "min-p", so.MinP, "drop tokens below this fraction of the top token's probability, 0 to 1 (0 = off)")
+	f.Float32Var(&so.RepeatPenalty, "repeat-penalty", so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n, > 0 (1 = off)")
+	f.IntVar(&so.RepeatLastN, "repeat-last-n", so.RepeatLastN, "how many recent tokens the repeat penalty considers (0 = off, -1 = the whole context)")
+	f.Int64VarP(&seed, "seed", "s", -1, "random seed (-1 = random; the seed used is printed to stderr)")
 	f.IntVarP(&maxTokens, "n-predict", "n", 256, "tokens to generate (-1 = until the context is full)")
-	f.IntVarP(&ctxLen, "ctx", "c", 0, fmt.Sprintf("context length in tokens (0 = the model's, at most %d)", defaultCtx))
+	ctx.register(f, fmt.Sprintf("context size in tokens: the KV cache, prompt and generated text together (0 = the model's trained length, at most %d)", defaultCtx))
 	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template as a user message")
 	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
 	f.StringArrayVar(&stops, "stop", nil, "stop when this text is generated (repeatable; not printed)")
 	f.BoolVar(&rawSpecial, "special", true, "parse special-token strings such as <s> in the prompt")
 	return cmd
+}
+
+// readPromptFile reads a prompt file, or stdin for "-".
+func readPromptFile(cmd *cobra.Command, path string) (string, error) {
+	if path == "-" {
+		return textArg(cmd, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err // *PathError names the file
+	}
+	return string(b), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -66,7 +66,8 @@ func New(cfg Config) *Server {
 	if cfg.Ctx <= 0 {
 		cfg.Ctx = min(m.Config.CtxLen, 4096)
 	}
-	cfg.Ctx = min(cfg.Ctx, m.Config.CtxLen)
+	// A Ctx beyond the trained length is used as given: the caller (mole serve) has
+	// checked it against the model and allowed it only with an explicit flag.
 	if cfg.Queue <= 0 {
 		cfg.Queue = 8 * cfg.Parallel
 	}
