@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/loader"
@@ -135,7 +136,8 @@ func TestGenerateReproducible(t *testing.T) {
 	}
 }
 
-// A large file shows a progress bar ending in 100%.
+// A large file shows its progress; written to a buffer (not a terminal) that is two
+// plain lines, start and end, without the \r of a redrawn bar.
 func TestGenerateProgress(t *testing.T) {
 	defer func(v int64) { ProgressMin = v }(ProgressMin)
 	ProgressMin = 0
@@ -144,8 +146,20 @@ func TestGenerateProgress(t *testing.T) {
 	if err := GenerateGGUF(p, GenOptions{Shape: tinyShape(t), Type: loader.F16, Progress: &bar}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(bar.String(), "100% [") || !strings.HasSuffix(bar.String(), "\n") {
-		t.Errorf("progress output %q", bar.String())
+	out := bar.String()
+	if !strings.Contains(out, "100%") || !strings.HasSuffix(out, "\n") || strings.Contains(out, "\r") || strings.Count(out, "\n") != 2 {
+		t.Errorf("progress output %q", out)
+	}
+}
+
+// On a terminal the bar is redrawn in place and ends in 100%.
+func TestProgressTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, tty: true, label: "writing", total: 4 << 20, start: time.Now()} // as newProgress makes it for a terminal
+	p.Write(make([]byte, 4<<20))
+	p.finish()
+	if out := b.String(); !strings.HasPrefix(out, "\rwriting ") || !strings.Contains(out, "\rwriting 100% [") || !strings.HasSuffix(out, "\n") {
+		t.Errorf("progress output %q", out)
 	}
 }
 

@@ -57,7 +57,7 @@ metadata (mole info shows it). llama.cpp refuses these files: their type ids are
 				return fmt.Errorf("--arch: %w", err)
 			}
 			start := time.Now()
-			err = bench.GenerateGGUF(out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
+			err = bench.GenerateGGUFContext(cmd.Context(), out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
