@@ -212,11 +212,14 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 		row := make([]float32, cols)
 		var data []byte
 		for _, mm := range ms {
-			// An expert at a time: ^C stops a large stacked tensor promptly.
-			if err = ctx.Err(); err != nil {
-				return
-			}
 			for r := 0; r < rows; r++ {
+				// Every 256 rows, so that ^C stops an embedding of 32,000 rows or a
+				// stack of experts promptly.
+				if r%256 == 0 {
+					if err = ctx.Err(); err != nil {
+						return
+					}
+				}
 				src := r
 				if rowPerm != nil {
 					src = rowPerm(r)
