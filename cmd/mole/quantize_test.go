@@ -227,11 +227,13 @@ func TestQuantizeUnwritableOutputs(t *testing.T) {
 		dests = append(dests, filepath.Join(ro, "out.gguf"))
 	}
 	cmds := map[string]func(dst string) []string{
-		"quantize f16":    func(dst string) []string { return []string{"quantize", "-m", tiny, "--type", "f16", "-o", dst} },
-		"quantize a8w4":   func(dst string) []string { return []string{"quantize", "-m", tiny, "--type", "a8w4", "-o", dst} },
-		"convert-mole":    func(dst string) []string { return []string{"convert-mole", "-m", tiny, "--rank", "8", "-o", dst} },
-		"convert-mole -s": func(dst string) []string { return []string{"convert-mole", "-m", tiny, "--rank", "8", "--stream", "-o", dst} },
-		"gen-model":       func(dst string) []string { return []string{"gen-model", "--preset", "tiny-moe", "-o", dst} },
+		"quantize f16":  func(dst string) []string { return []string{"quantize", "-m", tiny, "--type", "f16", "-o", dst} },
+		"quantize a8w4": func(dst string) []string { return []string{"quantize", "-m", tiny, "--type", "a8w4", "-o", dst} },
+		"convert-mole":  func(dst string) []string { return []string{"convert-mole", "-m", tiny, "--rank", "8", "-o", dst} },
+		"convert-mole -s": func(dst string) []string {
+			return []string{"convert-mole", "-m", tiny, "--rank", "8", "--stream", "-o", dst}
+		},
+		"gen-model": func(dst string) []string { return []string{"gen-model", "--preset", "tiny-moe", "-o", dst} },
 	}
 	for name, args := range cmds {
 		for _, dst := range dests {
