@@ -234,6 +234,9 @@ func TestQuantizeUnwritableOutputs(t *testing.T) {
 			return []string{"convert-mole", "-m", tiny, "--rank", "8", "--stream", "-o", dst}
 		},
 		"gen-model": func(dst string) []string { return []string{"gen-model", "--preset", "tiny-moe", "-o", dst} },
+		"bench --svg": func(dst string) []string {
+			return []string{"bench", "-m", tiny, "-p", "0", "-n", "1", "-r", "1", "-t", "1", "--svg", dst}
+		},
 	}
 	for name, args := range cmds {
 		for _, dst := range dests {
