@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -663,5 +664,28 @@ func TestTrafficA8W4(t *testing.T) {
 	_, m := load(t, p)
 	if got, want := TrafficOf(m).Attention, int64(2*384*(64+2+8)); got != want {
 		t.Errorf("A8W4 attention bytes per token %d, want %d", got, want)
+	}
+}
+
+// cancelWriter cancels when the progress output starts (the write has begun).
+type cancelWriter struct{ cancel func() }
+
+func (c cancelWriter) Write(p []byte) (int, error) { c.cancel(); return len(p), nil }
+
+// A cancelled generation stops, removes its temporary file and leaves no file.
+func TestGenerateCancel(t *testing.T) {
+	defer func(v int64) { ProgressMin = v }(ProgressMin)
+	ProgressMin = 0
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := tinyShape(t)
+	s.NLayer = 8 // several MiB, so that the write flushes after the cancel
+	err := GenerateGGUFContext(ctx, filepath.Join(dir, "m.gguf"), GenOptions{Shape: s, Type: loader.F32, Progress: cancelWriter{cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("directory holds %v", ents)
 	}
 }

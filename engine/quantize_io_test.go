@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mole-llm/mole/loader"
 )
 
 // onlyFiles fails unless dir holds exactly the names given (no temporary file left).
@@ -114,4 +116,37 @@ func TestQuantizeUnwritableDestination(t *testing.T) {
 	if err := WriteGGUF(m, filepath.Join(dir, "missing", "w.gguf"), 0); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("WriteGGUF into a missing directory: %v", err)
 	}
+}
+
+// The streaming MoLE conversion stops the same way when cancelled mid-way.
+func TestQuantizeStreamConvertCancel(t *testing.T) {
+	m := openTestModel(t, "kjv-moe-gguf/kjv-moe-F16.gguf")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.gguf")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var at time.Time
+	o := MoLEOptions{Rank: m.Config.NEmbd / 4, Progress: func(stage string, done, total int64) {
+		if at.IsZero() && done >= 1 {
+			at = time.Now()
+			cancel()
+		}
+	}}
+	_, err := ConvertMoLEStream(ctx, m, path, o, loader.F16)
+	if at.IsZero() {
+		t.Fatal("no progress")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(at); d > time.Second {
+		t.Errorf("returned %v after the cancel", d)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("destination changed (%d bytes)", len(b))
+	}
+	onlyFiles(t, dir, "out.gguf")
 }
