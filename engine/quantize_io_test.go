@@ -150,3 +150,26 @@ func TestQuantizeStreamConvertCancel(t *testing.T) {
 	}
 	onlyFiles(t, dir, "out.gguf")
 }
+
+// An architecture name of 700 bytes of binary (a corrupted file) is quoted short: the
+// error stays one line naming the file.
+func TestQuantizeLoadLongArchitecture(t *testing.T) {
+	arch := make([]byte, 700)
+	for i := range arch {
+		arch[i] = byte(0x80 + i%64)
+	}
+	w := loader.NewGGUFWriter()
+	w.Set("general.architecture", loader.StringValue(string(arch)))
+	path := filepath.Join(t.TempDir(), "arch.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	err := loadErr(path)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if len(msg)-len(path) > 150 || strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "(700 bytes)") {
+		t.Errorf("error %q: want one short line naming the file and the name's length", msg)
+	}
+}
