@@ -65,10 +65,7 @@ func CreateAtomic(ctx context.Context, path string) (*AtomicFile, error) {
 // destError explains a failure to create the temporary file in terms of the destination
 // the user named: the temporary file's own name means nothing to them.
 func destError(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
+	err = bare(err)
 	dir := filepath.Dir(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -92,7 +89,22 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.f.Write(p)
+	n, err := c.f.Write(p)
+	return n, bare(err)
+}
+
+// bare drops the temporary file's name from an error about it (a full disk, say): the
+// callers' messages name the destination, which is what the user knows.
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
 
 // Path is the destination.
@@ -117,7 +129,7 @@ func (a *AtomicFile) Commit() (err error) {
 			a.Abort()
 		}
 	}()
-	wrap := func(err error) error { return fmt.Errorf("write %s: %w", a.path, err) }
+	wrap := func(err error) error { return fmt.Errorf("write %s: %w", a.path, bare(err)) }
 	if err = a.bw.Flush(); err != nil {
 		return wrap(err)
 	}
