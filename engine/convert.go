@@ -76,8 +76,8 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 }
 
 // WriteGGUFContext is WriteGGUFWith stopped by ctx: once ctx is cancelled the encoding
-// stops at the next matrix (or expert), the temporary file is removed and path is left
-// as it was.
+// stops within 256 rows (or one expert given to Encode), the temporary file is removed
+// and path is left as it was.
 func WriteGGUFContext(ctx context.Context, m *Model, path string, o GGUFOptions) error {
 	out, err := loader.CreateAtomic(ctx, path)
 	if err != nil {

@@ -21,7 +21,8 @@ func newGenModelCmd() *cobra.Command {
 tensor names and metadata, so that mole and llama.cpp run the same file at a realistic size.
 Weights are small uniform values (variance 1/columns) so that nothing overflows; the
 vocabulary is made up (benchmarks do not tokenize). The same flags and seed give the same
-bytes. The file appears only when complete; large files show a progress bar on stderr.
+bytes. The file appears only when complete; large files show a progress bar on
+stderr (on a terminal; a log gets a start and an end line).
 
 Presets:
 ` + bench.PresetHelp() + `
