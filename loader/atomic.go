@@ -237,6 +237,10 @@ func tempPID(name, base string) int {
 // removeStaleTemps removes the temporary files of base in dir left by processes that
 // no longer run (killed mid-write). Files of this process and of live ones are kept;
 // where liveness cannot be told (processAlive), nothing is removed.
+// A process id only means something on this host and in this PID namespace: two
+// machines writing the same destination on a shared file system at once could take
+// each other's file for stale. Named temporary files are the fallback, so that case
+// needs a file system without O_TMPFILE as well.
 func removeStaleTemps(dir, base string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
