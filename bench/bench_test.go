@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/loader"
@@ -135,7 +137,8 @@ func TestGenerateReproducible(t *testing.T) {
 	}
 }
 
-// A large file shows a progress bar ending in 100%.
+// A large file shows its progress; written to a buffer (not a terminal) that is two
+// plain lines, start and end, without the \r of a redrawn bar.
 func TestGenerateProgress(t *testing.T) {
 	defer func(v int64) { ProgressMin = v }(ProgressMin)
 	ProgressMin = 0
@@ -144,8 +147,20 @@ func TestGenerateProgress(t *testing.T) {
 	if err := GenerateGGUF(p, GenOptions{Shape: tinyShape(t), Type: loader.F16, Progress: &bar}); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(bar.String(), "100% [") || !strings.HasSuffix(bar.String(), "\n") {
-		t.Errorf("progress output %q", bar.String())
+	out := bar.String()
+	if !strings.Contains(out, "100%") || !strings.HasSuffix(out, "\n") || strings.Contains(out, "\r") || strings.Count(out, "\n") != 2 {
+		t.Errorf("progress output %q", out)
+	}
+}
+
+// On a terminal the bar is redrawn in place and ends in 100%.
+func TestProgressTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, tty: true, label: "writing", total: 4 << 20, start: time.Now()} // as newProgress makes it for a terminal
+	p.Write(make([]byte, 4<<20))
+	p.finish()
+	if out := b.String(); !strings.HasPrefix(out, "\rwriting ") || !strings.Contains(out, "\rwriting 100% [") || !strings.HasSuffix(out, "\n") {
+		t.Errorf("progress output %q", out)
 	}
 }
 
@@ -649,5 +664,28 @@ func TestTrafficA8W4(t *testing.T) {
 	_, m := load(t, p)
 	if got, want := TrafficOf(m).Attention, int64(2*384*(64+2+8)); got != want {
 		t.Errorf("A8W4 attention bytes per token %d, want %d", got, want)
+	}
+}
+
+// cancelWriter cancels when the progress output starts (the write has begun).
+type cancelWriter struct{ cancel func() }
+
+func (c cancelWriter) Write(p []byte) (int, error) { c.cancel(); return len(p), nil }
+
+// A cancelled generation stops, removes its temporary file and leaves no file.
+func TestGenerateCancel(t *testing.T) {
+	defer func(v int64) { ProgressMin = v }(ProgressMin)
+	ProgressMin = 0
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := tinyShape(t)
+	s.NLayer = 8 // several MiB, so that the write flushes after the cancel
+	err := GenerateGGUFContext(ctx, filepath.Join(dir, "m.gguf"), GenOptions{Shape: s, Type: loader.F32, Progress: cancelWriter{cancel}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("directory holds %v", ents)
 	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -318,6 +319,12 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 // GenerateGGUF writes a random-weight model to path. The file appears only once it is
 // complete (temporary file, fsync, rename), and the same options give the same bytes.
 func GenerateGGUF(path string, o GenOptions) error {
+	return GenerateGGUFContext(context.Background(), path, o)
+}
+
+// GenerateGGUFContext is GenerateGGUF stopped by ctx: once it is cancelled the write
+// stops within a MiB, the temporary file is removed and path is left as it was.
+func GenerateGGUFContext(ctx context.Context, path string, o GenOptions) error {
 	w, err := NewGGUFWriter(o)
 	if err != nil {
 		return err
@@ -326,7 +333,7 @@ func GenerateGGUF(path string, o GenOptions) error {
 	if err != nil {
 		return err
 	}
-	return loader.WriteFileAtomic(path, func(out io.Writer) error {
+	return loader.WriteFileAtomicContext(ctx, path, func(out io.Writer) error {
 		if o.Progress == nil || size < ProgressMin {
 			return w.Encode(out)
 		}

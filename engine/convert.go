@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -71,6 +72,28 @@ type GGUFOptions struct {
 // WriteGGUFWith is WriteGGUF with per-matrix encoding (mole quantize). general.file_type
 // is written only for files whose matrices are all in one llama.cpp type.
 func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
+	return WriteGGUFContext(context.Background(), m, path, o)
+}
+
+// WriteGGUFContext is WriteGGUFWith stopped by ctx: once ctx is cancelled the encoding
+// stops within 256 rows (or one expert given to Encode), the temporary file is removed
+// and path is left as it was.
+func WriteGGUFContext(ctx context.Context, m *Model, path string, o GGUFOptions) error {
+	out, err := loader.CreateAtomic(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	if err := WriteGGUFTo(ctx, m, out, o); err != nil {
+		return err
+	}
+	return out.Commit()
+}
+
+// WriteGGUFTo encodes m into out, which the caller commits: a command creates out before
+// its long work (loader.CreateAtomic), so that an unwritable destination fails first.
+func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOptions) error {
+	path := out.Path()
 	c := &m.Config
 	dtype := o.DType
 	arch, ok := ggufArch[c.Family]
@@ -167,6 +190,9 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 		if ms[0] == nil || err != nil {
 			return
 		}
+		if err = ctx.Err(); err != nil {
+			return
+		}
 		rows, cols := ms[0].Rows, ms[0].Cols
 		if o.Progress != nil {
 			defer func() {
@@ -176,7 +202,7 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 		}
 		if o.Encode != nil && dt == dtype && !strings.HasSuffix(name, "ffn_gate_inp.weight") {
 			var ok bool
-			if ok, err = encodeMatrices(w, name, rowPerm, o.Encode, ms); ok || err != nil {
+			if ok, err = encodeMatrices(ctx, w, name, rowPerm, o.Encode, ms); ok || err != nil {
 				return
 			}
 		}
@@ -187,6 +213,13 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 		var data []byte
 		for _, mm := range ms {
 			for r := 0; r < rows; r++ {
+				// Every 256 rows, so that ^C stops an embedding of 32,000 rows or a
+				// stack of experts promptly.
+				if r%256 == 0 {
+					if err = ctx.Err(); err != nil {
+						return
+					}
+				}
 				src := r
 				if rowPerm != nil {
 					src = rowPerm(r)
@@ -263,7 +296,10 @@ func WriteGGUFWith(m *Model, path string, o GGUFOptions) error {
 	if err != nil {
 		return fmt.Errorf("write GGUF %s: %w", path, err)
 	}
-	return w.WriteFile(path)
+	if err := w.Encode(out); err != nil {
+		return fmt.Errorf("write GGUF %s: %w", path, err)
+	}
+	return nil
 }
 
 // interleavePerm maps an output row to its source row for llama.cpp's q/k permutation
@@ -298,13 +334,16 @@ func EncodeRow(dst []byte, dt loader.DType, row []float32) []byte {
 
 // encodeMatrices writes ms (one matrix, or the experts of a stacked tensor) through
 // encode; it reports false when encode leaves them to the writer's default type.
-func encodeMatrices(w *loader.GGUFWriter, name string, rowPerm func(int) int,
+func encodeMatrices(ctx context.Context, w *loader.GGUFWriter, name string, rowPerm func(int) int,
 	encode func(string, []float32, int, int, int) ([]EncodedTensor, error), ms []*Matrix) (bool, error) {
 	rows, cols := ms[0].Rows, ms[0].Cols
 	stacked := len(ms) > 1 || strings.HasSuffix(name, "_exps.weight")
 	var parts []EncodedTensor
 	buf := make([]float32, rows*cols)
 	for e, mm := range ms {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		for r := 0; r < rows; r++ {
 			src := r
 			if rowPerm != nil {

@@ -36,6 +36,22 @@ import (
 // it reports is exactly the energy the written basis keeps (its Ritz values), whatever
 // the solver's accuracy. Otherwise the eigendecomposition is gonum's, as in ConvertMoLE.
 func ConvertMoLEStream(ctx context.Context, m *Model, path string, o MoLEOptions, dt loader.DType) (*MoLEReport, error) {
+	out, err := loader.CreateAtomic(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Abort()
+	rep, err := ConvertMoLEStreamTo(ctx, m, out, o, dt)
+	if err != nil {
+		return nil, err
+	}
+	return rep, out.Commit()
+}
+
+// ConvertMoLEStreamTo is ConvertMoLEStream into out, which the caller commits (created
+// before any work by loader.CreateAtomic, so that an unwritable destination fails first).
+func ConvertMoLEStreamTo(ctx context.Context, m *Model, out *loader.AtomicFile, o MoLEOptions, dt loader.DType) (*MoLEReport, error) {
+	path := out.Path()
 	c := &m.Config
 	switch {
 	case m.src == nil || m.src.GGUF == nil:
@@ -149,7 +165,7 @@ func ConvertMoLEStream(ctx context.Context, m *Model, path string, o MoLEOptions
 	if err != nil {
 		return nil, fmt.Errorf("convert-mole: %w", err)
 	}
-	if err := w.WriteFile(path); err != nil {
+	if err := w.Encode(out); err != nil {
 		return nil, fmt.Errorf("convert-mole: write %s: %w", path, err)
 	}
 	return rep, nil

@@ -181,7 +181,7 @@ func ggufConfig(g *loader.GGUFFile) (Config, []bool, error) {
 	case "":
 		return c, nil, fmt.Errorf("GGUF file has no general.architecture")
 	default:
-		return c, nil, fmt.Errorf("unsupported architecture %q (mole runs %v)", arch, Families)
+		return c, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(arch), Families)
 	}
 	var missing string
 	u := func(key string, def int) int {
@@ -212,7 +212,7 @@ func ggufConfig(g *loader.GGUFFile) (Config, []bool, error) {
 		return c, nil, fmt.Errorf("partial rotary embeddings (%s.rope.dimension_count %d of head size %d) are not supported", arch, rd, c.HeadDim)
 	}
 	if st, ok := g.String(arch + ".rope.scaling.type"); ok && st != "none" {
-		return c, nil, fmt.Errorf("RoPE scaling %q is not supported", st)
+		return c, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(st))
 	}
 	c.NFF = u("feed_forward_length", 0)
 	c.NExpert = u("expert_count", 0)
@@ -275,7 +275,7 @@ func hfConfig(data []byte) (Config, []bool, error) {
 	}
 	c.Family = hfFamilies[c.Arch]
 	if c.Family == "" {
-		return c, nil, fmt.Errorf("unsupported architecture %q (mole runs %v)", c.Arch, Families)
+		return c, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(c.Arch), Families)
 	}
 	var bad string
 	num := func(key string, def float64) float64 {
@@ -332,7 +332,7 @@ func hfConfig(data []byte) (Config, []bool, error) {
 			t, _ = rs["type"].(string)
 		}
 		if t != "default" {
-			return c, nil, fmt.Errorf("RoPE scaling %q is not supported", t)
+			return c, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(t))
 		}
 	}
 	if pr, ok := j["partial_rotary_factor"].(float64); ok && pr != 1 {

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -81,6 +80,13 @@ func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*Q
 	if o.Router != loader.F16 && o.Router != loader.Q8_0 && o.Router != loader.F32 {
 		return nil, fmt.Errorf("quantize: routers stay at 8 bits or float, not %v", o.Router)
 	}
+	// The temporary file is created before any work, so that an unwritable destination
+	// fails now rather than after the calibration and quantization.
+	out, err := loader.CreateAtomic(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Abort()
 	rep := &QuantizeReport{}
 	meta := map[string]loader.Value{
 		"mole.quant.scheme":     loader.StringValue(o.Scheme),
@@ -126,7 +132,10 @@ func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*Q
 				return encode(name, w, rows, cols, expert, nil)
 			}
 		}
-		return rep, WriteGGUFWith(m, path, g)
+		if err := WriteGGUFTo(ctx, m, out, g); err != nil {
+			return nil, err
+		}
+		return rep, out.Commit()
 	}
 	if len(o.Calib) == 0 {
 		return nil, fmt.Errorf("quantize: scheme %s needs calibration text", o.Scheme)
@@ -161,16 +170,13 @@ func Quantize(ctx context.Context, m *Model, path string, o QuantizeOptions) (*Q
 		}
 		return nil, fmt.Errorf("quantize: %s (expert %d) was not encoded with its block", name, expert)
 	}
-	if err := WriteGGUFWith(wm, path, g); err != nil {
+	if err := WriteGGUFTo(ctx, wm, out, g); err != nil {
 		return nil, err
 	}
-	if len(pre) > 0 {
-		os.Remove(path)
-		for k := range pre {
-			return nil, fmt.Errorf("quantize: the writer never asked for %s", k)
-		}
+	for k := range pre { // checked before the commit: a file missing tensors is never published
+		return nil, fmt.Errorf("quantize: the writer never asked for %s", k)
 	}
-	return rep, nil
+	return rep, out.Commit()
 }
 
 func preKey(name string, expert int) string { return fmt.Sprintf("%s#%d", name, expert) }

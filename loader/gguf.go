@@ -213,21 +213,27 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	}
 
 	g.KV = make([]KV, 0, nKV)
+	alignAt := 0 // offset of general.alignment, for its errors
 	for i := 0; i < nKV; i++ {
+		at := r.off
 		key, err := r.str(fmt.Sprintf("metadata key #%d", i))
 		if err != nil {
 			return nil, err
 		}
+		qkey := Quote(key)
 		if _, dup := g.index[key]; dup {
-			return nil, r.errf("metadata key %q appears twice", key)
+			return nil, r.errf("metadata key %s at offset %d appears twice", qkey, at)
 		}
-		t, err := r.u32(fmt.Sprintf("type of metadata %q", key))
+		t, err := r.u32(fmt.Sprintf("type of metadata %s", qkey))
 		if err != nil {
 			return nil, err
 		}
-		v, err := r.value(ValueType(t), key, 0)
+		v, err := r.value(ValueType(t), qkey, 0)
 		if err != nil {
 			return nil, err
+		}
+		if key == "general.alignment" {
+			alignAt = at
 		}
 		g.index[key] = len(g.KV)
 		g.KV = append(g.KV, KV{Key: key, Value: v})
@@ -236,16 +242,18 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	if v, ok := g.Get("general.alignment"); ok {
 		a, ok := v.Uint()
 		if !ok {
-			return nil, r.errf("general.alignment must be an unsigned integer, got %s %s", v.Type(), v)
+			return nil, r.errf("general.alignment at offset %d must be an unsigned integer, got %s %s", alignAt, v.Type(), quoteValue(v))
 		}
 		if a == 0 || a&(a-1) != 0 || a > maxAlignment {
-			return nil, r.errf("general.alignment %d is not a power of two between 1 and %d", a, maxAlignment)
+			return nil, r.errf("general.alignment %d at offset %d is not a power of two between 1 and %d", a, alignAt, maxAlignment)
 		}
 		g.Alignment = int(a)
 	}
 
 	type info struct {
-		name   string
+		raw    string
+		name   string // quoted (Quote), for errors
+		at     int    // offset of the tensor info, for errors
 		ne     []uint64
 		typ    DType
 		offset uint64
@@ -253,36 +261,38 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	infos := make([]info, 0, nTensors)
 	seen := make(map[string]bool, nTensors)
 	for i := 0; i < nTensors; i++ {
+		at := r.off
 		tname, err := r.str(fmt.Sprintf("name of tensor #%d", i))
 		if err != nil {
 			return nil, err
 		}
+		qname := Quote(tname)
 		if seen[tname] {
-			return nil, r.errf("tensor %q appears twice", tname)
+			return nil, r.errf("tensor %s at offset %d appears twice", qname, at)
 		}
 		seen[tname] = true
-		nd, err := r.u32(fmt.Sprintf("tensor %q n_dims", tname))
+		nd, err := r.u32(fmt.Sprintf("tensor %s n_dims", qname))
 		if err != nil {
 			return nil, err
 		}
 		if nd > ggufMaxDims {
-			return nil, r.errf("tensor %q has %d dimensions (at most %d supported)", tname, nd, ggufMaxDims)
+			return nil, r.errf("tensor %s at offset %d has %d dimensions (at most %d supported)", qname, at, nd, ggufMaxDims)
 		}
 		ne := make([]uint64, nd)
 		for j := range ne {
-			if ne[j], err = r.u64(fmt.Sprintf("tensor %q dimension %d", tname, j)); err != nil {
+			if ne[j], err = r.u64(fmt.Sprintf("tensor %s dimension %d", qname, j)); err != nil {
 				return nil, err
 			}
 		}
-		t, err := r.u32(fmt.Sprintf("tensor %q type", tname))
+		t, err := r.u32(fmt.Sprintf("tensor %s type", qname))
 		if err != nil {
 			return nil, err
 		}
-		off, err := r.u64(fmt.Sprintf("tensor %q offset", tname))
+		off, err := r.u64(fmt.Sprintf("tensor %s offset", qname))
 		if err != nil {
 			return nil, err
 		}
-		infos = append(infos, info{tname, ne, DType(t), off})
+		infos = append(infos, info{tname, qname, at, ne, DType(t), off})
 	}
 
 	dataOff, ok := alignUp(uint64(r.off), uint64(g.Alignment))
@@ -295,21 +305,21 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	g.Tensors = make([]*Tensor, 0, nTensors)
 	for _, in := range infos {
 		if !in.typ.Known() {
-			return nil, r.errf("tensor %q has unknown type id %d", in.name, uint32(in.typ))
+			return nil, r.errf("tensor %s (info at offset %d) has unknown type id %d", in.name, in.at, uint32(in.typ))
 		}
 		shape, size, err := ggufTensorSize(in.typ, in.ne)
 		if err != nil {
-			return nil, r.errf("tensor %q: %v", in.name, err)
+			return nil, r.errf("tensor %s (info at offset %d): %v", in.name, in.at, err)
 		}
 		if in.offset%uint64(g.Alignment) != 0 {
-			return nil, r.errf("tensor %q: offset %d is not a multiple of the alignment %d", in.name, in.offset, g.Alignment)
+			return nil, r.errf("tensor %s (info at offset %d): offset %d is not a multiple of the alignment %d", in.name, in.at, in.offset, g.Alignment)
 		}
 		start, c1 := bits.Add64(dataOff, in.offset, 0)
 		end, c2 := bits.Add64(start, size, 0)
 		if c1 != 0 || c2 != 0 || end > fileSize {
-			return nil, r.errf("tensor %q: data [%d, %d) extends past end of file (%d bytes)", in.name, start, end, fileSize)
+			return nil, r.errf("tensor %s (info at offset %d): data [%d, %d) extends past end of file (%d bytes)", in.name, in.at, start, end, fileSize)
 		}
-		g.Tensors = append(g.Tensors, &Tensor{Name: in.name, Shape: shape, DType: in.typ, Data: data[start:end:end]})
+		g.Tensors = append(g.Tensors, &Tensor{Name: in.raw, Shape: shape, DType: in.typ, Data: data[start:end:end]})
 	}
 	return g, nil
 }
@@ -353,10 +363,12 @@ func alignUp(x, a uint64) (uint64, bool) {
 	return y &^ (a - 1), true
 }
 
-// value reads one metadata value of type t; key and depth are for errors and nesting.
+// value reads one metadata value of type t; key (already quoted by Quote) and depth are
+// for errors and nesting.
 func (r *ggufReader) value(t ValueType, key string, depth int) (Value, error) {
+	at := r.off
 	if sz := t.size(); sz > 0 {
-		b, err := r.bytes(uint64(sz), fmt.Sprintf("metadata %q value", key))
+		b, err := r.bytes(uint64(sz), fmt.Sprintf("metadata %s value", key))
 		if err != nil {
 			return Value{}, err
 		}
@@ -364,22 +376,22 @@ func (r *ggufReader) value(t ValueType, key string, depth int) (Value, error) {
 	}
 	switch t {
 	case TypeString:
-		s, err := r.str(fmt.Sprintf("metadata %q string", key))
+		s, err := r.str(fmt.Sprintf("metadata %s string", key))
 		if err != nil {
 			return Value{}, err
 		}
 		return StringValue(s), nil
 	case TypeArray:
 		if depth >= ggufMaxDepth {
-			return Value{}, r.errf("metadata %q: arrays nested deeper than %d", key, ggufMaxDepth)
+			return Value{}, r.errf("metadata %s at offset %d: arrays nested deeper than %d", key, at, ggufMaxDepth)
 		}
-		et, err := r.u32(fmt.Sprintf("metadata %q array element type", key))
+		et, err := r.u32(fmt.Sprintf("metadata %s array element type", key))
 		if err != nil {
 			return Value{}, err
 		}
 		elem := ValueType(et)
 		if !elem.valid() {
-			return Value{}, r.errf("metadata %q: unknown array element type %d", key, et)
+			return Value{}, r.errf("metadata %s at offset %d: unknown array element type %d", key, at, et)
 		}
 		minSize := elem.size()
 		switch elem {
@@ -388,7 +400,7 @@ func (r *ggufReader) value(t ValueType, key string, depth int) (Value, error) {
 		case TypeArray:
 			minSize = 4 + 8
 		}
-		n, err := r.count(fmt.Sprintf("metadata %q array length", key), minSize)
+		n, err := r.count(fmt.Sprintf("metadata %s array length", key), minSize)
 		if err != nil {
 			return Value{}, err
 		}
@@ -403,7 +415,7 @@ func (r *ggufReader) value(t ValueType, key string, depth int) (Value, error) {
 			for i := 0; i < n; i++ {
 				l, ok := r.skipStr()
 				if !ok {
-					_, err := r.str(fmt.Sprintf("metadata %q element %d", key, i))
+					_, err := r.str(fmt.Sprintf("metadata %s element %d", key, i))
 					return Value{}, err
 				}
 				total += l
@@ -444,5 +456,5 @@ func (r *ggufReader) value(t ValueType, key string, depth int) (Value, error) {
 		}
 		return v, nil
 	}
-	return Value{}, r.errf("metadata %q has unknown value type %d", key, uint32(t))
+	return Value{}, r.errf("metadata %s at offset %d has unknown value type %d", key, at-4, uint32(t))
 }

@@ -89,7 +89,7 @@ func TestGGUFMalformed(t *testing.T) {
 		{"duplicate key", header(0, 2).str("k").u32(uint32(TypeU8)).raw(1).str("k").u32(uint32(TypeU8)).raw(2).b, []string{`"k"`, "twice"}},
 		{"alignment zero", header(0, 1).str("general.alignment").u32(uint32(TypeU32)).u32(0).b, []string{"general.alignment 0"}},
 		{"alignment three", header(0, 1).str("general.alignment").u32(uint32(TypeU32)).u32(3).b, []string{"general.alignment 3", "power of two"}},
-		{"alignment string", header(0, 1).str("general.alignment").u32(uint32(TypeString)).str("32").b, []string{"general.alignment must be an unsigned integer"}},
+		{"alignment string", header(0, 1).str("general.alignment").u32(uint32(TypeString)).str("32").b, []string{"general.alignment at offset 24 must be an unsigned integer"}},
 		{"alignment negative", header(0, 1).str("general.alignment").u32(uint32(TypeI32)).u32(0xffffffe0).b, []string{"general.alignment"}},
 		{"too many dims", header(1, 0).tensorInfo("w", 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1).data(4).b, []string{`tensor "w"`, "9 dimensions"}},
 		{"huge n_dims", header(1, 0).str("w").u32(1 << 31).raw(make([]byte, 32)...).b, []string{`tensor "w"`, "dimensions"}},
@@ -102,7 +102,7 @@ func TestGGUFMalformed(t *testing.T) {
 		{"negative dim", header(1, 0).tensorInfo("w", 0, 0, 1<<64-1).data(16).b, []string{`tensor "w"`, "negative or too large"}},
 		{"size overflow", header(1, 0).tensorInfo("w", 0, 0, 1<<62).data(16).b, []string{`tensor "w"`, "too large"}},
 		{"partial block", header(1, 0).tensorInfo("w", uint32(Q8_0), 0, 31).data(64).b, []string{`tensor "w"`, "not a multiple of its 32-element block"}},
-		{"duplicate tensor", header(2, 0).tensorInfo("w", 0, 0, 1).tensorInfo("w", 0, 32, 1).data(64).b, []string{`tensor "w" appears twice`}},
+		{"duplicate tensor", header(2, 0).tensorInfo("w", 0, 0, 1).tensorInfo("w", 0, 32, 1).data(64).b, []string{`tensor "w" at offset 57 appears twice`}},
 		{"truncated tensor info", header(1, 0).str("w").u32(2).u64(4).b, []string{`tensor "w" dimension 1`, "truncated"}},
 	}
 	for _, c := range cases {

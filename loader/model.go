@@ -302,12 +302,12 @@ func openHF(path string, src hfSource, only, index string) (m *Model, err error)
 		}
 		for _, t := range ts {
 			if prev, dup := owner[t.Name]; dup {
-				return nil, fmt.Errorf("loader: %s: tensor %q is in both %s and %s", path, t.Name, prev, shard)
+				return nil, fmt.Errorf("loader: %s: tensor %s is in both %s and %s", path, Quote(t.Name), prev, shard)
 			}
 			owner[t.Name] = shard
 			if weightMap != nil {
 				if want, listed := weightMap[t.Name]; listed && want != shard {
-					return nil, fmt.Errorf("loader: %s: tensor %q is in %s but %s maps it to %s", path, t.Name, shard, index, want)
+					return nil, fmt.Errorf("loader: %s: tensor %s is in %s but %s maps it to %s", path, Quote(t.Name), shard, index, want)
 				}
 			}
 		}
@@ -321,7 +321,7 @@ func openHF(path string, src hfSource, only, index string) (m *Model, err error)
 	}
 	for name, shard := range weightMap {
 		if _, ok := owner[name]; !ok {
-			return nil, fmt.Errorf("loader: %s: %s maps tensor %q to %s, which does not contain it", path, index, name, shard)
+			return nil, fmt.Errorf("loader: %s: %s maps tensor %s to %s, which does not contain it", path, index, Quote(name), shard)
 		}
 	}
 	m.mappings = src.mappings()
@@ -361,7 +361,7 @@ func hfShards(path string, src hfSource, only, index string) ([]string, map[stri
 			// A shard is a plain file name in the same folder: a crafted index must not
 			// reach files elsewhere ("../", absolute paths).
 			if f == "" || f != filepath.Base(f) || f == "." || f == ".." || strings.ContainsAny(f, `/\`) {
-				return nil, nil, "", fmt.Errorf("loader: %s: %s maps tensor %q to %q, which is not a file name in the folder", path, index, t, f)
+				return nil, nil, "", fmt.Errorf("loader: %s: %s maps tensor %s to %s, which is not a file name in the folder", path, index, Quote(t), Quote(f))
 			}
 			if !set[f] {
 				set[f] = true

@@ -76,8 +76,10 @@ func ParseSafetensors(name string, data []byte) ([]*Tensor, map[string]string, e
 			return nil, nil, errf("bad JSON in safetensors header: %v", err)
 		}
 		key, _ := tok.(string) // object keys are always strings
+		qkey := Quote(key)
+		at := 8 + dec.InputOffset() // the file offset just past the key, for errors
 		if seen[key] {
-			return nil, nil, errf("safetensors header lists %q twice", key)
+			return nil, nil, errf("safetensors header lists %s twice (again at offset %d)", qkey, at)
 		}
 		seen[key] = true
 		if key == "__metadata__" {
@@ -88,44 +90,44 @@ func ParseSafetensors(name string, data []byte) ([]*Tensor, map[string]string, e
 		}
 		var e stEntry
 		if err := dec.Decode(&e); err != nil {
-			return nil, nil, errf("tensor %q: bad header entry: %v", key, err)
+			return nil, nil, errf("tensor %s at offset %d: bad header entry: %v", qkey, at, err)
 		}
 		dt, ok := safetensorsDTypes[e.DType]
 		if !ok {
 			if e.DType == "" {
-				return nil, nil, errf("tensor %q: missing dtype", key)
+				return nil, nil, errf("tensor %s at offset %d: missing dtype", qkey, at)
 			}
-			return nil, nil, errf("tensor %q: unsupported dtype %q (supported: F32, F16, BF16, F64, I8, I16, I32, I64)", key, e.DType)
+			return nil, nil, errf("tensor %s at offset %d: unsupported dtype %s (supported: F32, F16, BF16, F64, I8, I16, I32, I64)", qkey, at, Quote(e.DType))
 		}
 		if e.Shape == nil {
-			return nil, nil, errf("tensor %q: missing shape", key)
+			return nil, nil, errf("tensor %s at offset %d: missing shape", qkey, at)
 		}
 		if len(e.DataOffsets) != 2 {
-			return nil, nil, errf("tensor %q: data_offsets must be [begin, end], got %v", key, e.DataOffsets)
+			return nil, nil, errf("tensor %s at offset %d: data_offsets must be [begin, end], got %v", qkey, at, e.DataOffsets)
 		}
 		begin, end := e.DataOffsets[0], e.DataOffsets[1]
 		if begin > end {
-			return nil, nil, errf("tensor %q: data_offsets [%d, %d) end before they begin", key, begin, end)
+			return nil, nil, errf("tensor %s at offset %d: data_offsets [%d, %d) end before they begin", qkey, at, begin, end)
 		}
 		if end > uint64(len(body)) {
-			return nil, nil, errf("tensor %q: data [%d, %d) extends past end of file (%d data bytes after the header)", key, begin, end, len(body))
+			return nil, nil, errf("tensor %s at offset %d: data [%d, %d) extends past end of file (%d data bytes after the header)", qkey, at, begin, end, len(body))
 		}
 		shape := make([]int, len(e.Shape))
 		elems := uint64(1)
 		for i, d := range e.Shape {
 			if d < 0 {
-				return nil, nil, errf("tensor %q: negative dimension in shape %v", key, e.Shape)
+				return nil, nil, errf("tensor %s at offset %d: negative dimension in shape %v", qkey, at, e.Shape)
 			}
 			hi, lo := bits.Mul64(elems, uint64(d))
 			if hi != 0 || lo > math.MaxInt64 {
-				return nil, nil, errf("tensor %q: shape %v has too many elements", key, e.Shape)
+				return nil, nil, errf("tensor %s at offset %d: shape %v has too many elements", qkey, at, e.Shape)
 			}
 			elems = lo
 			shape[i] = int(d)
 		}
 		hi, size := bits.Mul64(elems, uint64(dt.BlockBytes()))
 		if hi != 0 || size != end-begin {
-			return nil, nil, errf("tensor %q: shape %v of %s needs %d bytes but data_offsets [%d, %d) hold %d", key, e.Shape, e.DType, size, begin, end, end-begin)
+			return nil, nil, errf("tensor %s at offset %d: shape %v of %s needs %d bytes but data_offsets [%d, %d) hold %d", qkey, at, e.Shape, Quote(e.DType), size, begin, end, end-begin)
 		}
 		t := &Tensor{Name: key, Shape: shape, DType: dt, Data: body[begin:end:end]}
 		tensors = append(tensors, t)
@@ -149,7 +151,7 @@ func ParseSafetensors(name string, data []byte) ([]*Tensor, map[string]string, e
 	for i := 1; i < len(tensors); i++ {
 		prev, cur := spans[tensors[i-1]], spans[tensors[i]]
 		if cur.begin < prev.end {
-			return nil, nil, errf("tensors %q [%d, %d) and %q [%d, %d) overlap", tensors[i-1].Name, prev.begin, prev.end, tensors[i].Name, cur.begin, cur.end)
+			return nil, nil, errf("tensors %s [%d, %d) and %s [%d, %d) overlap", Quote(tensors[i-1].Name), prev.begin, prev.end, Quote(tensors[i].Name), cur.begin, cur.end)
 		}
 	}
 	return tensors, meta, nil

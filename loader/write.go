@@ -1,66 +1,15 @@
 package loader
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 )
-
-// WriteFileAtomic writes path through write: the bytes go to a temporary file in the same
-// directory (so the rename cannot cross file systems), which is flushed, fsynced and then
-// renamed over path. A crash or error therefore never leaves a partial file at path; the
-// temporary file is removed on error.
-func WriteFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("loader: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("loader: writing %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("loader: writing %s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; a model file is an ordinary readable file.
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("loader: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("loader: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("loader: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("loader: %w", err)
-	}
-	// Persist the rename itself; best effort, as some file systems refuse to sync a
-	// directory and the file's contents are already durable.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
 
 // GGUFWriter builds a GGUF v3 file: metadata in Set order, then tensors in AddTensor
 // order, each padded to the alignment (32 unless general.alignment is Set).
@@ -180,10 +129,15 @@ func (w *GGUFWriter) alignment() (int, error) {
 
 // WriteFile writes the file atomically (see WriteFileAtomic).
 func (w *GGUFWriter) WriteFile(path string) error {
+	return w.WriteFileContext(context.Background(), path)
+}
+
+// WriteFileContext is WriteFile stopped by ctx (see WriteFileAtomicContext).
+func (w *GGUFWriter) WriteFileContext(ctx context.Context, path string) error {
 	if _, err := w.alignment(); err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, w.encode)
+	return WriteFileAtomicContext(ctx, path, w.encode)
 }
 
 // Encode writes the file to out (use WriteFile for an atomic file on disk; Encode lets a

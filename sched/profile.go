@@ -57,11 +57,15 @@ func ReadProfile(path string) (*Profile, error) {
 
 // WriteProfile writes p to path atomically (loader.WriteFileAtomic).
 func WriteProfile(path string, p *Profile) error {
-	return loader.WriteFileAtomic(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(p)
-	})
+	return loader.WriteFileAtomic(path, func(w io.Writer) error { return EncodeProfile(w, p) })
+}
+
+// EncodeProfile writes p as WriteProfile does, to w (mole profile creates its output
+// file before measuring).
+func EncodeProfile(w io.Writer, p *Profile) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
 }
 
 // IOTime is the profiled time to load a plane of level k by backend (0 when unknown).

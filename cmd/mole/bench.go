@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -140,14 +141,19 @@ is the peak up to that width. Models without MWQ experts run once.`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "mole: %s: context %d (the largest -p or -n)%s\n", lm.name, benchCtx, note)
 				return lm.model, lm.Close, nil
 			}
+			// The SVG's file is created before the benchmarks, so that an unwritable
+			// path fails now and not after them.
+			svg, err := createSVG(cmd.Context(), svgPath)
+			if err != nil {
+				return err
+			}
+			defer svg.abort()
 			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
-			if svgPath != "" {
-				if err := loader.WriteFileAtomic(svgPath, rep.WriteSVG); err != nil {
-					return err
-				}
+			if err := svg.write(rep.WriteSVG); err != nil {
+				return err
 			}
 			return write(rep, cmd.OutOrStdout())
 		},
@@ -204,4 +210,35 @@ func intList(flag, s string, lo int) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// svgFile is an optional --svg output, created up front (loader.CreateAtomic) and
+// written once the benchmark has a report; nil when no SVG was asked for.
+type svgFile struct{ f *loader.AtomicFile }
+
+func createSVG(ctx context.Context, path string) (*svgFile, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := loader.CreateAtomic(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &svgFile{f}, nil
+}
+
+func (s *svgFile) write(draw func(io.Writer) error) error {
+	if s == nil {
+		return nil
+	}
+	if err := draw(s.f); err != nil {
+		return fmt.Errorf("write %s: %w", s.f.Path(), err)
+	}
+	return s.f.Commit()
+}
+
+func (s *svgFile) abort() {
+	if s != nil {
+		s.f.Abort()
+	}
 }

@@ -109,6 +109,13 @@ appears only when complete.`,
 				return err
 			}
 			defer lm.Close()
+			// The output's temporary file is created before the long work, so that an
+			// unwritable destination fails now and not after the conversion.
+			dst, err := loader.CreateAtomic(cmd.Context(), out)
+			if err != nil {
+				return err
+			}
+			defer dst.Abort()
 			m := lm.model
 			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, RefitA: refit, Baseline: baseline, Window: window,
 				Fit: fit, FitCG: fitCG, Alloc: alloc}
@@ -130,7 +137,7 @@ appears only when complete.`,
 					bar := newBar(stderr)
 					bar.update("sampling calibration text", 0, 1)
 					o.Calib, err = m.SampleCalibration(cmd.Context(), sample, window, calibSeed)
-					bar.done()
+					bar.done(err)
 					if err != nil {
 						return err
 					}
@@ -142,8 +149,8 @@ appears only when complete.`,
 			t0 := time.Now()
 			var rep *engine.MoLEReport
 			if stream {
-				rep, err = engine.ConvertMoLEStream(cmd.Context(), m, out, o, dt)
-				bar.done()
+				rep, err = engine.ConvertMoLEStreamTo(cmd.Context(), m, dst, o, dt)
+				bar.done(err)
 				if err != nil {
 					return err
 				}
@@ -151,7 +158,7 @@ appears only when complete.`,
 				var cm *engine.Model
 				cm, rep, err = engine.ConvertMoLE(cmd.Context(), m, o)
 				if err != nil {
-					bar.done()
+					bar.done(err)
 					return err
 				}
 				defer cm.Close()
@@ -161,11 +168,14 @@ appears only when complete.`,
 				}
 				g := engine.GGUFOptions{DType: dt, Meta: meta,
 					Progress: func(done, total int64) { bar.update("writing", done, total) }}
-				err = engine.WriteGGUFWith(cm, out, g)
-				bar.done()
+				err = engine.WriteGGUFTo(cmd.Context(), cm, dst, g)
+				bar.done(err)
 				if err != nil {
 					return err
 				}
+			}
+			if err := dst.Commit(); err != nil {
+				return err
 			}
 			st, err := os.Stat(out)
 			if err != nil {

@@ -21,7 +21,8 @@ func newGenModelCmd() *cobra.Command {
 tensor names and metadata, so that mole and llama.cpp run the same file at a realistic size.
 Weights are small uniform values (variance 1/columns) so that nothing overflows; the
 vocabulary is made up (benchmarks do not tokenize). The same flags and seed give the same
-bytes. The file appears only when complete; large files show a progress bar on stderr.
+bytes. The file appears only when complete; large files show a progress bar on
+stderr (on a terminal; a log gets a start and an end line).
 
 Presets:
 ` + bench.PresetHelp() + `
@@ -57,7 +58,7 @@ metadata (mole info shows it). llama.cpp refuses these files: their type ids are
 				return fmt.Errorf("--arch: %w", err)
 			}
 			start := time.Now()
-			err = bench.GenerateGGUF(out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
+			err = bench.GenerateGGUFContext(cmd.Context(), out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}

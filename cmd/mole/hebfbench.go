@@ -73,14 +73,19 @@ func runHEBFBench(cmd *cobra.Command, h hebfBenchFlags, model string, gen, threa
 		}
 		return lm.model, lm.Close, nil
 	}
+	// The SVG's file is created before the benchmarks, so that an unwritable
+	// path fails now and not after them.
+	svg, err := createSVG(cmd.Context(), svgPath)
+	if err != nil {
+		return err
+	}
+	defer svg.abort()
 	rep, err := bench.RunHEBF(cmd.Context(), o)
 	if err != nil {
 		return err
 	}
-	if svgPath != "" {
-		if err := loader.WriteFileAtomic(svgPath, rep.WriteSVG); err != nil {
-			return err
-		}
+	if err := svg.write(rep.WriteSVG); err != nil {
+		return err
 	}
 	if output == "json" {
 		enc := json.NewEncoder(cmd.OutOrStdout())

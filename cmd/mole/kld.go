@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/mole-llm/mole/loader"
 )
 
 // KL divergence against a reference model, as llama-perplexity's --kl-divergence-base /
@@ -23,9 +26,7 @@ import (
 const kldMagic = "MOLEKLD1"
 
 type kldWriter struct {
-	f     *os.File
-	w     *bufio.Writer
-	path  string
+	f     *loader.AtomicFile
 	vocab int
 	buf   []byte
 	lp    []float64
@@ -33,25 +34,16 @@ type kldWriter struct {
 
 func newKLDWriter(path string, vocab int) (*kldWriter, error) {
 	// Written to a temporary file renamed when complete, so a stopped run never leaves
-	// a truncated base that a later comparison would misread.
-	f, err := os.CreateTemp(dirOf(path), ".kld-*")
+	// a truncated base that a later comparison would misread; created before the run,
+	// so that an unwritable destination fails first.
+	f, err := loader.CreateAtomic(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}
-	k := &kldWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, vocab: vocab,
-		buf: make([]byte, 4+4*vocab), lp: make([]float64, vocab)}
-	k.w.WriteString(kldMagic)
-	binary.Write(k.w, binary.LittleEndian, uint32(vocab))
+	k := &kldWriter{f: f, vocab: vocab, buf: make([]byte, 4+4*vocab), lp: make([]float64, vocab)}
+	f.Write([]byte(kldMagic))
+	binary.Write(f, binary.LittleEndian, uint32(vocab))
 	return k, nil
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
 
 func (k *kldWriter) observe(logits []float32, target int32) {
@@ -60,21 +52,15 @@ func (k *kldWriter) observe(logits []float32, target int32) {
 	for i, v := range k.lp {
 		binary.LittleEndian.PutUint32(k.buf[4+4*i:], math.Float32bits(float32(v)))
 	}
-	k.w.Write(k.buf)
+	k.f.Write(k.buf)
 }
 
 func (k *kldWriter) close(ok bool) error {
-	err := k.w.Flush()
-	if e := k.f.Close(); err == nil {
-		err = e
+	if !ok {
+		k.f.Abort()
+		return nil
 	}
-	if err == nil && ok {
-		err = os.Rename(k.f.Name(), k.path)
-	}
-	if err != nil || !ok {
-		os.Remove(k.f.Name())
-	}
-	return err
+	return k.f.Commit()
 }
 
 // kldReader compares a model's logits with a saved base, token by token.

@@ -15,6 +15,13 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// The first ^C cancels ctx: the command stops at its next check and removes its
+	// temporary files. Should that take too long, a second ^C kills the process as usual
+	// rather than being swallowed too.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

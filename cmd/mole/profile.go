@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mole-llm/mole/loader"
 	"github.com/mole-llm/mole/sched"
 )
 
@@ -50,9 +51,19 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
+			// The profile's temporary file is created before the measurements, so that
+			// an unwritable directory fails now and not after them.
+			dst, err := loader.CreateAtomic(cmd.Context(), sched.ProfilePath(path))
+			if err != nil {
+				return err
+			}
+			defer dst.Abort()
 			io, err := sched.MeasureIO(lay, samples)
 			if err != nil {
 				return fmt.Errorf("%s: measuring loads: %w", path, err)
+			}
+			if err := cmd.Context().Err(); err != nil {
+				return err
 			}
 			comp, err := lm.model.ExpertComputeTime(reps)
 			if err != nil {
@@ -76,11 +87,13 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 					fmt.Fprintf(out, "| %d | %.1f |\n", b, float64(d.Nanoseconds())/1e3)
 				}
 			}
-			dst := sched.ProfilePath(path)
-			if err := sched.WriteProfile(dst, p); err != nil {
+			if err := sched.EncodeProfile(dst, p); err != nil {
+				return fmt.Errorf("write %s: %w", dst.Path(), err)
+			}
+			if err := dst.Commit(); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "\nwrote %s (faster loads here: %s)\n", dst, p.PreferredBackend())
+			fmt.Fprintf(out, "\nwrote %s (faster loads here: %s)\n", dst.Path(), p.PreferredBackend())
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mole-llm/mole/engine"
+	"github.com/mole-llm/mole/internal/tty"
 	"github.com/mole-llm/mole/loader"
 	"github.com/mole-llm/mole/quant"
 )
@@ -92,7 +93,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 			o.Progress = bar.update
 			t0 := time.Now()
 			rep, err := engine.Quantize(cmd.Context(), m, out, o)
-			bar.done()
+			bar.done(err)
 			if err != nil {
 				return err
 			}
@@ -159,18 +160,30 @@ func tensorBytes(path string) int64 {
 	return n
 }
 
-// bar is a one-line progress bar on stderr, redrawn at most five times a second.
+// bar shows a command's progress on stderr. On a terminal it is one line redrawn (\r)
+// at most five times a second; elsewhere (a log file, a pipe, a test's buffer) redrawn
+// lines would pile up as garbage, so it prints one plain line when the work starts and
+// one when it ends.
 type bar struct {
 	w     io.Writer
+	tty   bool
 	stage string
 	last  time.Time
+	start time.Time
 	drawn bool
 }
 
-func newBar(w io.Writer) *bar { return &bar{w: w} }
+func newBar(w io.Writer) *bar { return &bar{w: w, tty: tty.IsTerminal(w)} }
 
 func (b *bar) update(stage string, done, total int64) {
 	now := time.Now()
+	if !b.tty {
+		if !b.drawn {
+			b.drawn, b.start = true, now
+			fmt.Fprintf(b.w, "%s ...\n", stage)
+		}
+		return
+	}
 	if stage == b.stage && now.Sub(b.last) < 200*time.Millisecond && done < total {
 		return
 	}
@@ -184,10 +197,18 @@ func (b *bar) update(stage string, done, total int64) {
 	fmt.Fprintf(b.w, "\r%-24s %3.0f%% [%s%s]", stage, 100*frac, strings.Repeat("=", n), strings.Repeat(" ", width-n))
 }
 
-func (b *bar) done() {
-	if b.drawn {
+// done ends the bar; err is the work's outcome (a plain log says whether it finished).
+func (b *bar) done(err error) {
+	switch {
+	case !b.drawn:
+	case b.tty:
 		fmt.Fprintln(b.w)
+	case err != nil:
+		fmt.Fprintf(b.w, "... stopped after %.1fs\n", time.Since(b.start).Seconds())
+	default:
+		fmt.Fprintf(b.w, "... done in %.1fs\n", time.Since(b.start).Seconds())
 	}
+	b.drawn = false
 }
 
 // quantInfo describes the mole.quant.* metadata of a file written by mole quantize ("" for

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mole-llm/mole/loader"
 )
 
 // Byte-level BPE (GPT-2 style), as used by tokenizer.ggml.model = "gpt2" GGUF files and by tokenizer.json files whose
@@ -89,7 +91,7 @@ func mergesFromStrings(list []string) ([][2]string, error) {
 	for i, s := range list {
 		p, ok := parseMergeString(s)
 		if !ok {
-			return nil, fmt.Errorf("tokenizer: bad BPE merge %d: %q (want \"left right\")", i, s)
+			return nil, fmt.Errorf("tokenizer: bad BPE merge %d: %s (want \"left right\")", i, loader.Quote(s))
 		}
 		out[i] = p
 	}

@@ -22,7 +22,7 @@ func FromGGUF(g *loader.GGUFFile) (*Tokenizer, error) {
 	}
 	tv, ok := g.Get("tokenizer.ggml.tokens")
 	if !ok {
-		return nil, fmt.Errorf("tokenizer: GGUF tokenizer %q has no tokenizer.ggml.tokens", model)
+		return nil, fmt.Errorf("tokenizer: GGUF tokenizer %s has no tokenizer.ggml.tokens", loader.Quote(model))
 	}
 	tokens, ok := tv.Strings()
 	if !ok || len(tokens) == 0 {
@@ -94,7 +94,7 @@ func FromGGUF(g *loader.GGUFFile) (*Tokenizer, error) {
 			t.pre = "default"
 		}
 		if !knownPretokenizer(t.pre) {
-			return nil, fmt.Errorf("tokenizer: GGUF pre-tokenizer %q (tokenizer.ggml.pre) is not supported", t.pre)
+			return nil, fmt.Errorf("tokenizer: GGUF pre-tokenizer %s (tokenizer.ggml.pre) is not supported", loader.Quote(t.pre))
 		}
 		mv, ok := g.Get("tokenizer.ggml.merges")
 		if !ok {
@@ -120,7 +120,7 @@ func FromGGUF(g *loader.GGUFFile) (*Tokenizer, error) {
 	case "t5":
 		return nil, errors.New("tokenizer: GGUF tokenizer model \"t5\" (Unigram/UGM) is not supported")
 	default:
-		return nil, fmt.Errorf("tokenizer: GGUF tokenizer model %q is not supported (want llama or gpt2)", model)
+		return nil, fmt.Errorf("tokenizer: GGUF tokenizer model %s is not supported (want llama or gpt2)", loader.Quote(model))
 	}
 	t.pad = id("tokenizer.ggml.padding_token_id", -1)
 	t.eot = id("tokenizer.ggml.eot_token_id", -1)

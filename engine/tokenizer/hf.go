@@ -194,7 +194,7 @@ func FromTokenizerJSON(tokenizerJSON, tokenizerConfigJSON []byte) (*Tokenizer, e
 	}
 	pre := parseComponent(j.PreTokenizer)
 	if j.Model.Type != "BPE" || !hasType(pre, "ByteLevel") {
-		return nil, fmt.Errorf("tokenizer: tokenizer.json model %q with pre_tokenizer %q is not supported (only byte-level BPE; use tokenizer.model for SentencePiece)", j.Model.Type, pre.Type)
+		return nil, fmt.Errorf("tokenizer: tokenizer.json model %s with pre_tokenizer %s is not supported (only byte-level BPE; use tokenizer.model for SentencePiece)", loader.Quote(j.Model.Type), loader.Quote(pre.Type))
 	}
 	var vocab map[string]int32
 	if err := json.Unmarshal(j.Model.Vocab, &vocab); err != nil {

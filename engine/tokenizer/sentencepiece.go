@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/mole-llm/mole/loader"
 )
 
 // This file reads SentencePiece's tokenizer.model: a serialized protobuf
@@ -179,7 +181,7 @@ func (m *spModel) parsePiece(b []byte) error {
 		}
 	}
 	if typ < typeNormal || typ > typeByte {
-		return fmt.Errorf("sentencepiece: piece %d (%q) has unknown type %d", len(m.pieces), piece, typ)
+		return fmt.Errorf("sentencepiece: piece %d (%s) has unknown type %d", len(m.pieces), loader.Quote(piece), typ)
 	}
 	m.pieces = append(m.pieces, piece)
 	m.scores = append(m.scores, score)
