@@ -86,12 +86,26 @@ type GenOptions struct {
 	// (genmole.go).
 	Scheme string
 	Seed   uint64
-	// Progress, when set, receives a progress bar for files of at least ProgressMin bytes.
-	Progress io.Writer
+	// Progress, when set, is called with the bytes written so far and the file's size as
+	// the write goes on, for files of at least ProgressMin bytes; drawing it is the
+	// caller's business (mole's command line has one progress bar for every command).
+	Progress func(done, total int64)
 }
 
-// ProgressMin is the file size from which GenerateGGUF shows a progress bar.
+// ProgressMin is the file size from which GenerateGGUF reports its progress.
 var ProgressMin int64 = 64 << 20
+
+// progressWriter counts the bytes that pass and reports them.
+type progressWriter struct {
+	done, total int64
+	report      func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.done += int64(len(b))
+	p.report(p.done, p.total)
+	return len(b), nil
+}
 
 // archSpec is what an architecture adds to a shape.
 type archSpec struct {
@@ -337,10 +351,7 @@ func GenerateGGUFContext(ctx context.Context, path string, o GenOptions) error {
 		if o.Progress == nil || size < ProgressMin {
 			return w.Encode(out)
 		}
-		bar := newProgress(o.Progress, "writing "+path, size)
-		err := w.Encode(io.MultiWriter(out, bar))
-		bar.finish()
-		return err
+		return w.Encode(io.MultiWriter(out, &progressWriter{total: size, report: o.Progress}))
 	})
 }
 

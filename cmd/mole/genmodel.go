@@ -58,7 +58,10 @@ metadata (mole info shows it). llama.cpp refuses these files: their type ids are
 				return fmt.Errorf("--arch: %w", err)
 			}
 			start := time.Now()
-			err = bench.GenerateGGUFContext(cmd.Context(), out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed, Progress: cmd.ErrOrStderr()})
+			bar := newBar(cmd.ErrOrStderr())
+			err = bench.GenerateGGUFContext(cmd.Context(), out, bench.GenOptions{Shape: shape, Arch: arch, Type: dt, Scheme: scheme, Seed: seed,
+				Progress: func(done, total int64) { bar.update("writing "+out, done, total) }})
+			bar.done(err)
 			if err != nil {
 				return err
 			}

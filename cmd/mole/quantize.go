@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mole-llm/mole/cmd/mole/internal/tty"
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/internal/tty"
 	"github.com/mole-llm/mole/loader"
 	"github.com/mole-llm/mole/quant"
 )
