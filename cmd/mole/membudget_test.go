@@ -3,6 +3,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,5 +67,19 @@ func TestMemBudgetFlag(t *testing.T) {
 	code, _, errOut = runMole(t, "", "run", "-m", path, "--mem-budget", "12Q", "x")
 	if code == 0 || !strings.Contains(errOut, "--mem-budget") {
 		t.Errorf("bad size: exit %d, %s", code, errOut)
+	}
+}
+
+// TestProfileOutputPreflight: profile writes beside the model; a directory in the way of
+// MODEL.profile.json stops it before the measurements (as root too). Linux-only like the
+// memory budget's helpers (tinyMWQ).
+func TestProfileOutputPreflight(t *testing.T) {
+	mwq, _, _ := tinyMWQ(t)
+	if err := os.Mkdir(mwq+".profile.json", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, errs := runMole(t, "", "profile", "-m", mwq)
+	if code != 1 || stdout != "" || !strings.Contains(errs, mwq+".profile.json") || strings.Count(errs, "\n") != 1 {
+		t.Errorf("profile: status %d, stdout %q, stderr %q", code, stdout, errs)
 	}
 }
