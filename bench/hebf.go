@@ -13,7 +13,7 @@ import (
 )
 
 // HEBFOptions configure RunHEBF: decoding speed of an MWQ model under memory budgets
-// (mole bench --mem-budget; issue 8), per expert-cache policy.
+// (mole bench --mem-budget; docs/memory-budget.md), per expert-cache policy.
 type HEBFOptions struct {
 	Model string
 	// Fractions are budgets as fractions of the model's expert bytes (the cache's share; the

@@ -41,7 +41,7 @@ type LayerCalib struct {
 
 // Stats returns the statistics of the weight GGUF calls name (llama.cpp names, as
 // WriteGGUF writes them; expert is the index in a stacked tensor, -1 otherwise), or nil.
-// Helper Q2's MWQ quantizer looks its Gram matrices up the same way.
+// The MWQ quantizer looks its Gram matrices up the same way.
 func (c *Calibration) Stats(name string, expert int) *quant.Stats {
 	if name == "output.weight" {
 		return c.Output

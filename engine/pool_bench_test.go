@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkPoolScaling measures how the worker pool scales from one worker to two on the
-// two shapes issue 3 sets targets for, both run through the pool exactly as the engine
+// two shapes docs/benchmarks.md reports, both run through the pool exactly as the engine
 // drives its products (row blocks per chunk), with the 1- and 2-worker runs alternating
 // in the same benchmark so that a loaded machine affects both alike:
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/mole-llm/mole/quant"
 )
 
-// MWQ schemes of Quantize (helper Q2; docs/quant.md "MWQ"). Routed experts get an MWQ
+// MWQ schemes of Quantize (docs/quant.md "MWQ"). Routed experts get an MWQ
 // base plus residual planes (one tensor per plane, "<name>.mwq<k>"); every other
 // projection (attention, dense and shared FFN) is MOLE_Q8, like the int8 schemes' output
 // head, so an MWQ model runs on one activation encoding (per-token int8) and differs

@@ -12,7 +12,7 @@ import (
 	"github.com/mole-llm/mole/sched"
 )
 
-// Running under a memory budget (issue 8; package sched): the MWQ expert matrices of a
+// Running under a memory budget (docs/memory-budget.md; package sched): the MWQ expert matrices of a
 // budgeted model take their base and plane bytes from a sched.Cache instead of the file
 // mapping. The MoE expert path of Forward (ffnBlock) and of Batch (ffn) hands the router's
 // choice to the cache, which plans widths, loads and evictions and starts its I/O worker,

@@ -2,7 +2,7 @@ package kernels
 
 import "sync"
 
-// Integer kernels of mole's A8 paths (issue 3, /work/notes/kernels-api.md "K1"):
+// Integer kernels of mole's A8 paths (docs/algorithms.md §5):
 //
 //   - GemvI8 / GemmI8: int8 weights, row-major [rows][cols], times int8 activations;
 //   - GemvA8W4 / GemmA8W4: DGQ A8W4 (docs/algorithms.md §1): 4-bit codes mapped through a

@@ -63,7 +63,7 @@ const (
 	MoleRTN4 DType = 0x4D03
 )
 
-// mole's MWQ types (Matryoshka bit-nested weights, docs/quant.md "MWQ", issue 5, helper Q2).
+// mole's MWQ types (Matryoshka bit-nested weights, docs/quant.md "MWQ").
 // Ids are outside llama.cpp's range ('M'<<8 | 0x10..); one block is one group of 128
 // weights of one row. MWQBase2/MWQBase5 hold the b1-bit base (f16 scale, f16 zero, b1
 // bit-planes of 16 bytes); MWQPlane holds one ±1 residual plane (f16 scale, 16 bytes of
@@ -119,12 +119,12 @@ var dtypeInfos = map[DType]dtypeInfo{
 	TQ2_0:   {"TQ2_0", 256, 64 + 2},
 	MXFP4:   {"MXFP4", 32, 1 + 16},
 
-	// mole's int8 types (Q1): see the const block above and docs/format.md.
+	// mole's int8 types: see the const block above and docs/format.md.
 	MoleQ8:   {"MOLE_Q8", 32, 32},
 	MoleA8W4: {"MOLE_A8W4", 32, 16},
 	MoleRTN4: {"MOLE_RTN4", 128, 2 + 2 + 64},
 
-	// MWQ (Q2): see the const block above and docs/format.md.
+	// MWQ: see the const block above and docs/format.md.
 	MWQPlane: {"MWQ_PLANE", 128, 2 + 16},
 	MWQBase2: {"MWQ_BASE2", 128, 4 + 2*16},
 	MWQBase5: {"MWQ_BASE5", 128, 4 + 5*16},

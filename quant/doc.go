@@ -10,6 +10,6 @@
 //     statistics every quantizer reads (calib.go).
 //
 // The package knows nothing about models: engine collects the statistics by running the
-// model, folds the smoothing into neighbouring weights and writes the tensors. Helper Q2's
+// model, folds the smoothing into neighbouring weights and writes the tensors. The
 // MWQ quantizer (mwq*.go) reads the same Stats.
 package quant

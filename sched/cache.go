@@ -59,7 +59,7 @@ const (
 	Pread Backend = iota
 	// Mmap leaves planes in the model's mapping: a load is madvise(WILLNEED) of the
 	// plane's pages, an eviction madvise(DONTNEED) plus posix_fadvise(DONTNEED). The
-	// comparison D²MoE suggests for CPUs (algorithms.md §3); same accounting.
+	// comparison D²MoE suggests for CPUs (docs/algorithms.md §3); same accounting.
 	Mmap
 )
 

@@ -1,5 +1,5 @@
 // Command ggml generates kernels/ggml_amd64.s: GEMV and GEMM kernels for llama.cpp's Q8_0
-// and Q4_0 weight blocks against activations quantised to Q8_0 blocks (helper K2). The
+// and Q4_0 weight blocks against activations quantised to Q8_0 blocks. The
 // blocked GEMMs (AVX-512 and AVX-VNNI) are described at gemmPrep and gemmPrepVNNI below.
 //
 // Every GEMV kernel computes four rows (a strip) at a time and loops over strips:

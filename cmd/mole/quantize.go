@@ -128,7 +128,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 	return cmd
 }
 
-// setMWQ routes the mwq schemes to helper Q2's quantizer (mwq.go in this package when
+// setMWQ routes the mwq schemes to the MWQ quantizer (mwq.go in this package when
 // it exists); without it they are refused.
 var setMWQ = func(o *engine.QuantizeOptions, typ string) error {
 	if strings.HasPrefix(typ, "mwq") {
