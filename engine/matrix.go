@@ -153,6 +153,8 @@ func (m *Matrix) MulRowsQ(out []float32, lo, hi int, xq []byte) {
 // of a new width, which sizes the pool's buffer for the quantised input).
 func (m *Matrix) MulVec(p *Pool, out, x []float32) {
 	p.mvMu.Lock()
+	// Deferred so that a panic in the product (re-raised by the pool) leaves MulVec usable.
+	defer p.mvDone()
 	xq := p.mv.xq
 	if m.Quantized() {
 		if n := m.actBytes(m.Cols); cap(xq) < n {
@@ -162,7 +164,12 @@ func (m *Matrix) MulVec(p *Pool, out, x []float32) {
 	}
 	p.mv = mulVecJob{m: m, out: out, x: x, xq: xq}
 	p.RunChunk(m.Rows, rowChunk(p, m), p.mvRun)
-	p.mv = mulVecJob{xq: xq}
+}
+
+// mvDone ends a MulVec: it drops the job's references but keeps the quantised input's
+// buffer, and unlocks.
+func (p *Pool) mvDone() {
+	p.mv = mulVecJob{xq: p.mv.xq}
 	p.mvMu.Unlock()
 }
 

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,15 @@ import (
 // Runs on one Pool are serialised by a mutex, so States sharing a Model may be used
 // from several goroutines; a function passed to Run must not itself call Run on the
 // same Pool.
+//
+// # Panics
+//
+// A panic in fn on a worker goroutine would end the process (no caller could recover
+// it), so each worker recovers it, the other workers stop taking chunks, and once every
+// worker is done the goroutine that called Run re-raises it as a *WorkerPanic, which
+// carries the worker's stack. A panic in fn on the calling goroutine propagates as usual,
+// after the workers are done. Either way the Pool is left ready for the next run, so a
+// server can recover the panic, fail one request and keep going.
 //
 // # Safe points
 //
@@ -47,6 +58,9 @@ type Pool struct {
 	// tail > 0 makes the run guided (RunGuided): chunks shrink towards tail as the
 	// remaining rows run out, in multiples of align.
 	tail, align int64
+
+	// panicked is the first panic recovered on a worker during the current run.
+	panicked atomic.Pointer[WorkerPanic]
 
 	// mv is the job behind MulVec, kept here so that MulVec does not allocate.
 	mvMu  sync.Mutex
@@ -120,7 +134,7 @@ func (p *Pool) helper(ch chan struct{}, st *atomic.Int32) {
 			return
 		}
 		for {
-			p.work()
+			p.helperWork()
 			// Spinning again before Done: once the caller's Wait returns, every helper
 			// is spinning or parked, so the next run claims or wakes it without a race.
 			st.Store(workerSpinning)
@@ -130,6 +144,36 @@ func (p *Pool) helper(ch chan struct{}, st *atomic.Int32) {
 			}
 		}
 	}
+}
+
+// helperWork is a helper's share of one run. A panic in fn is recovered here, once per
+// run rather than per chunk, and left for the caller to re-raise (see run).
+func (p *Pool) helperWork() {
+	defer func() {
+		if v := recover(); v != nil {
+			p.next.Store(p.n) // the others stop taking chunks; the run is failed anyway
+			p.panicked.CompareAndSwap(nil, &WorkerPanic{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	p.work()
+}
+
+// WorkerPanic is what a Run re-raises in the calling goroutine when fn panicked on one
+// of the pool's worker goroutines: the panic value and that goroutine's stack, which the
+// caller's own stack trace would not show.
+type WorkerPanic struct {
+	Value any
+	Stack []byte
+}
+
+func (e *WorkerPanic) Error() string {
+	return fmt.Sprintf("%v [recovered on a pool worker]\n\nworker goroutine stack:\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error (a runtime.Error, say).
+func (e *WorkerPanic) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }
 
 // poll waits up to spinNs for the caller to claim this helper; false means it parked.
@@ -262,10 +306,23 @@ func (p *Pool) run(n, chunk, tail, align int, fn func(lo, hi int)) {
 			ch <- struct{}{}
 		}
 	}
+	done := false
+	defer func() {
+		if !done {
+			p.next.Store(p.n) // fn panicked on the caller: the helpers stop taking chunks
+		}
+		// The helpers finish before the panic goes on: they must not run fn after the
+		// caller's frames are unwound, and the pool must be unlocked for the next run.
+		p.wg.Wait()
+		p.fn = nil // do not keep the caller's data alive
+		wp := p.panicked.Swap(nil)
+		p.mu.Unlock()
+		if wp != nil && done {
+			panic(wp)
+		}
+	}()
 	p.work()
-	p.wg.Wait()
-	p.fn = nil // do not keep the caller's data alive
-	p.mu.Unlock()
+	done = true
 }
 
 func (p *Pool) work() {
