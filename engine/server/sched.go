@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log"
 	"strings"
 	"sync"
 	"time"
@@ -81,7 +82,8 @@ type scheduler struct {
 	stopped chan struct{}
 	met     *metrics
 	ctx     int
-	clock   uint64 // counts started requests: the slots' use order (cache.go)
+	clock   uint64      // counts started requests: the slots' use order (cache.go)
+	log     *log.Logger // recovered panics, with their stacks
 
 	// prefill is the most prompt tokens evaluated per step beside the decoding tokens: it
 	// bounds how long one step (and so every stream's next token) can be delayed by a newly
@@ -138,7 +140,7 @@ func (s *scheduler) run() {
 			return
 		default:
 		}
-		s.step()
+		s.stepSafe()
 	}
 }
 
@@ -177,7 +179,7 @@ func (s *scheduler) start(r *request) bool {
 		if r.cache {
 			newSeq = s.m.NewCachedSequence
 		}
-		seq, err := newSeq(sl.state, r.prompt, r.opts, func(t string) error {
+		seq, err := s.newSequence(sl, r, newSeq, func(t string) error {
 			sl.text.WriteString(t)
 			return nil
 		})
@@ -211,6 +213,9 @@ func (s *scheduler) release(sl *slot, outcome string, err error) {
 }
 
 func (s *scheduler) step() {
+	if testHook != nil {
+		testHook("step", nil)
+	}
 	items, owner := s.items[:0], s.owner[:0]
 	// Decoding slots first: one token each, always. Then prompt chunks within the budget.
 	for i, sl := range s.slots {
@@ -244,62 +249,83 @@ func (s *scheduler) step() {
 	if len(items) == 0 {
 		return
 	}
-	s.batch.Forward(items)
+	if !s.forward(items, owner) {
+		s.updateKV()
+		return
+	}
 	s.met.decodes.Inc()
 	s.met.batchTokens.Observe(float64(len(items)))
 
 	now := time.Now()
-	busy, kv := 0, 0
+	busy := 0
 	for _, sl := range s.slots {
 		if sl.req != nil {
 			busy++
 		}
 	}
 	for i, sl := range s.slots {
-		if sl.req == nil {
-			continue
+		if sl.req != nil {
+			s.advance(i, sl, items, owner, now)
 		}
-		var logits []float32
-		for j := range items {
-			if owner[j] == i && items[j].Wants {
-				logits = s.batch.Logits(j)
-			}
-		}
-		before := sl.seq.Stats().GenTokens
-		done, err := sl.seq.Advance(logits)
-		st := sl.seq.Stats()
-		if st.GenTokens > before || sl.text.Len() > 0 {
-			// One piece per generated token (text held back for a stop string or an
-			// incomplete UTF-8 sequence arrives with a later piece), so a stream has as
-			// many content chunks as completion tokens whenever every token has text.
-			if st.GenTokens > before {
-				if !sl.first {
-					sl.first = true
-					s.met.ttft.Observe(now.Sub(sl.req.arrived).Seconds())
-				} else {
-					s.met.tpot.Observe(now.Sub(sl.last).Seconds())
-				}
-				sl.last = now
-			}
-			sl.req.mu.Lock()
-			sl.req.pieces = append(sl.req.pieces, sl.text.String())
-			sl.req.mu.Unlock()
-			sl.text.Reset()
-			sl.req.wake()
-		}
-		switch {
-		case err != nil:
-			s.release(sl, "error", err)
-			continue
-		case done:
-			s.release(sl, st.StopReason, nil)
-			continue
-		}
-		kv += st.PromptTokens + st.GenTokens
 	}
 	s.met.busySlotsSum += float64(busy)
 	s.met.nDecodes++
 	s.met.busyPerDecode.Set(s.met.busySlotsSum / s.met.nDecodes)
+	s.updateKV()
+}
+
+// advance hands slot i its logits from the step just run, passes on the text it emitted
+// and frees the slot when its generation is over. A panic in it fails only this slot.
+func (s *scheduler) advance(i int, sl *slot, items []engine.BatchItem, owner []int, now time.Time) {
+	defer s.recoverSlot(sl, "sampling or emitting")
+	if testHook != nil {
+		testHook("advance", sl.req)
+	}
+	var logits []float32
+	for j := range items {
+		if owner[j] == i && items[j].Wants {
+			logits = s.batch.Logits(j)
+		}
+	}
+	before := sl.seq.Stats().GenTokens
+	done, err := sl.seq.Advance(logits)
+	st := sl.seq.Stats()
+	if st.GenTokens > before || sl.text.Len() > 0 {
+		// One piece per generated token (text held back for a stop string or an
+		// incomplete UTF-8 sequence arrives with a later piece), so a stream has as
+		// many content chunks as completion tokens whenever every token has text.
+		if st.GenTokens > before {
+			if !sl.first {
+				sl.first = true
+				s.met.ttft.Observe(now.Sub(sl.req.arrived).Seconds())
+			} else {
+				s.met.tpot.Observe(now.Sub(sl.last).Seconds())
+			}
+			sl.last = now
+		}
+		sl.req.mu.Lock()
+		sl.req.pieces = append(sl.req.pieces, sl.text.String())
+		sl.req.mu.Unlock()
+		sl.text.Reset()
+		sl.req.wake()
+	}
+	switch {
+	case err != nil:
+		s.release(sl, "error", err)
+	case done:
+		s.release(sl, st.StopReason, nil)
+	}
+}
+
+// updateKV sets the KV cache gauges from the slots in use.
+func (s *scheduler) updateKV() {
+	kv := 0
+	for _, sl := range s.slots {
+		if sl.req != nil {
+			st := sl.seq.Stats()
+			kv += st.PromptTokens + st.GenTokens
+		}
+	}
 	s.met.kvTokens.Set(float64(kv))
 	s.met.kvRatio.Set(float64(kv) / float64(s.ctx*len(s.slots)))
 }

@@ -14,6 +14,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"log"
 	"net/http"
 	"strings"
 	"sync"
@@ -40,6 +41,9 @@ type Config struct {
 	// after a request, and a request reuses the longest prompt prefix a free slot holds
 	// (a chat's earlier turns), as llama.cpp's cache_prompt does.
 	NoCachePrompt bool
+	// ErrorLog receives the panics recovered from requests' work, with their stacks
+	// (default: the standard logger, on stderr).
+	ErrorLog *log.Logger
 }
 
 // Server serves one model. Create it with New, serve Handler, and call Shutdown when done.
@@ -49,6 +53,7 @@ type Server struct {
 	sched   *scheduler
 	met     *metrics
 	mux     *http.ServeMux
+	handler http.Handler // mux behind the panic recovery
 	created int64
 	format  engine.ChatFormat
 
@@ -80,10 +85,14 @@ func New(cfg Config) *Server {
 	if cfg.ModelName == "" {
 		cfg.ModelName = "mole"
 	}
+	if cfg.ErrorLog == nil {
+		cfg.ErrorLog = log.Default()
+	}
 	s := &Server{cfg: cfg, m: m, created: time.Now().Unix(), format: m.ChatFormat()}
 	s.met = newMetrics(m.Config.NLayer, m.Config.NExpert)
 	s.met.reg.MustRegister(newCacheCollector(m)) // expert cache under --mem-budget (metrics_sched.go)
 	s.sched = newScheduler(m, cfg.Parallel, cfg.Ctx, cfg.Queue, cfg.PrefillChunk, s.met)
+	s.sched.log = cfg.ErrorLog
 	go s.sched.run()
 
 	mux := http.NewServeMux()
@@ -101,11 +110,12 @@ func New(cfg Config) *Server {
 			Message: "Unknown request URL: " + r.Method + " " + r.URL.Path + "."})
 	})
 	s.mux = mux
+	s.handler = s.recoverHTTP(mux)
 	return s
 }
 
 // Handler returns the HTTP handler of every endpoint.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Config returns the configuration in effect, defaults resolved.
 func (s *Server) Config() Config { return s.cfg }

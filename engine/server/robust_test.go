@@ -1,0 +1,213 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a log destination tests can read while the server writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// setHook installs testHook for the rest of the test. Call it before newTestServer: the
+// cleanups run in reverse, so the hook is cleared after the server has shut down.
+func setHook(t *testing.T, h func(point string, r *request)) {
+	testHook = h
+	t.Cleanup(func() { testHook = nil })
+}
+
+// waitMetric polls /metrics until cond holds for the samples, or fails after 10 s.
+func waitMetric(t *testing.T, url, what string, cond func(m map[string]float64) bool) map[string]float64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := scrape(t, url)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached in 10 s: %v", what, m)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// isServerError reports whether an error body is OpenAI's shape for a 500.
+func isServerError(body map[string]any) bool {
+	e, _ := body["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	return e != nil && e["type"] == "server_error" && msg != ""
+}
+
+const panicSeed = 666 // the seed that marks the request whose work panics
+
+// TestPanicRecovery: a panic in one request's work (starting its sequence, sampling and
+// emitting, or the shared forward step) fails that request with a 500 in OpenAI's shape
+// (a stream gets an error event), is logged with its stack, and the server goes on: a
+// request decoding beside a per-slot failure completes with exactly its serial output,
+// the slots are free again, and later requests are served as before.
+func TestPanicRecovery(t *testing.T) {
+	var mu sync.Mutex
+	point, calls := "", 0
+	setHook(t, func(p string, r *request) {
+		if r == nil || r.opts.Sampler.Seed != panicSeed {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if p != point {
+			return
+		}
+		calls++
+		// At the third advance the request has streamed tokens already.
+		if p != "advance" || calls == 3 {
+			panic("test: a panic in " + p)
+		}
+	})
+	var logBuf syncBuffer
+	_, ts := newTestServer(t, Config{Parallel: 2, ErrorLog: log.New(&logBuf, "", 0)})
+	ctx := context.Background()
+	good := map[string]any{"prompt": "In the beginning", "max_tokens": 48, "temperature": 0, "stream": true}
+	ref, err := post(ctx, ts.URL, "/v1/completions", good, nil)
+	if err != nil || ref.status != 200 || ref.chunks < 10 {
+		t.Fatalf("serial run: %v %+v", err, ref)
+	}
+	bad := func(stream bool) map[string]any {
+		return map[string]any{"messages": []map[string]string{{"role": "user", "content": "Tell"}},
+			"max_tokens": 30, "seed": panicSeed, "stream": stream}
+	}
+	errors := 0.0
+	for _, c := range []struct {
+		point  string
+		stream bool
+		// whether the good request beside it fails too: only when it shares the
+		// failed forward step, whose KV cache writes cannot be trusted
+		shared bool
+	}{
+		{"start", false, false},
+		{"advance", true, false},
+		{"advance", false, false},
+		{"forward", false, true},
+	} {
+		mu.Lock()
+		point, calls = c.point, 0
+		mu.Unlock()
+		logBefore := len(logBuf.String())
+
+		// The good request is in a slot, decoding, when the bad one arrives.
+		long := map[string]any{"prompt": "In the beginning", "max_tokens": 48, "temperature": 0, "stream": true}
+		if c.shared {
+			long["max_tokens"] = 2000 // still decoding when the bad request's step comes
+		}
+		beside := make(chan result, 1)
+		go func() {
+			r, err := post(ctx, ts.URL, "/v1/completions", long, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			beside <- r
+		}()
+		waitMetric(t, ts.URL, "the good request holds a slot", func(m map[string]float64) bool {
+			return m["llamacpp:requests_processing"] == 1 && m["llamacpp:n_decode_total"] > 0
+		})
+		r, err := post(ctx, ts.URL, "/v1/chat/completions", bad(c.stream), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.point, err)
+		}
+		if c.stream {
+			if r.status != 200 || !isServerError(r.errBody) || r.chunks == 0 {
+				t.Errorf("%s, streamed: status %d, %d chunks, error %v; want tokens then a server_error event", c.point, r.status, r.chunks, r.errBody)
+			}
+		} else if r.status != 500 || !isServerError(r.errBody) {
+			t.Errorf("%s: status %d %v, want 500 with a server_error", c.point, r.status, r.errBody)
+		}
+		errors++
+		g := <-beside
+		if c.shared {
+			if !isServerError(g.errBody) {
+				t.Errorf("%s: the request sharing the failed step got %+v, want an error event", c.point, g)
+			}
+			errors++
+		} else if g.status != 200 || g.text != ref.text || g.chunks != ref.chunks || g.finish != ref.finish {
+			t.Errorf("%s: the request beside the panic got %q (%d chunks, %s), want %q (%d, %s)",
+				c.point, g.text, g.chunks, g.finish, ref.text, ref.chunks, ref.finish)
+		}
+		logged := logBuf.String()[logBefore:]
+		if !strings.Contains(logged, "test: a panic in "+c.point) || !strings.Contains(logged, "goroutine ") {
+			t.Errorf("%s: the panic was not logged with its stack:\n%s", c.point, logged)
+		}
+
+		// The server goes on: the slots are free, and a request in the slot the failed
+		// one used (its KV cache forgotten) gives the serial output.
+		waitMetric(t, ts.URL, "slots freed", func(m map[string]float64) bool {
+			return m["llamacpp:requests_processing"] == 0 && m["llamacpp:kv_cache_tokens"] == 0
+		})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				r, err := post(ctx, ts.URL, "/v1/completions", good, nil)
+				if err != nil || r.status != 200 || r.text != ref.text {
+					t.Errorf("%s: request after the panic: %v %q, want %q", c.point, err, r.text, ref.text)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	m := scrape(t, ts.URL)
+	if got := m[`mole_requests_total{endpoint="chat",outcome="error"}`] + m[`mole_requests_total{endpoint="completions",outcome="error"}`]; got != errors {
+		t.Errorf("%v requests counted as errors, want %v", got, errors)
+	}
+}
+
+// TestHandlerPanic: a panic in an HTTP handler answers 500 in OpenAI's shape when nothing
+// was written yet, and aborts the response when it was.
+func TestHandlerPanic(t *testing.T) {
+	var logBuf syncBuffer
+	srv, _ := newTestServer(t, Config{Parallel: 1, ErrorLog: log.New(&logBuf, "", 0)})
+	h := srv.recoverHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			w.WriteHeader(200)
+			w.Write([]byte("data: {}\n\n"))
+			http.NewResponseController(w).Flush()
+		}
+		panic("test: handler panic")
+	}))
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	r, err := post(context.Background(), ts.URL, "/early", "{}", nil)
+	if err != nil || r.status != 500 || !isServerError(r.errBody) {
+		t.Errorf("panic before writing: %v status %d %v, want 500 with a server_error", err, r.status, r.errBody)
+	}
+	if !strings.Contains(logBuf.String(), "test: handler panic") {
+		t.Errorf("handler panic not logged: %q", logBuf.String())
+	}
+	resp, err := http.Post(ts.URL+"/late", "application/json", strings.NewReader("{}"))
+	if err == nil {
+		_, err = bytes.NewBuffer(nil).ReadFrom(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Errorf("panic after writing: the response ended normally, want it aborted")
+	}
+}
