@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +210,55 @@ func TestHandlerPanic(t *testing.T) {
 	}
 	if err == nil {
 		t.Errorf("panic after writing: the response ended normally, want it aborted")
+	}
+}
+
+// TestAdmission: free slots count as capacity. A burst that arrives while the scheduler
+// is inside a decode step waits for the slots that are free (they are filled at the next
+// step) as well as for the queue, so with --parallel 4 requests are refused only beyond
+// 4 + --queue in flight: 16 at once get no 503 with a queue of 12, and exactly 4 with a
+// queue of 8. (Counting only the queue refused 7 of them, slots free or not.)
+func TestAdmission(t *testing.T) {
+	for _, c := range []struct{ queue, refused int }{{8, 4}, {12, 0}} {
+		t.Run("queue"+strconv.Itoa(c.queue), func(t *testing.T) {
+			blocked, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			setHook(t, func(p string, r *request) {
+				if p == "step" {
+					once.Do(func() { // hold the scheduler inside the first step
+						close(blocked)
+						<-release
+					})
+				}
+			})
+			_, ts := newTestServer(t, Config{Parallel: 4, Queue: c.queue})
+			ctx := context.Background()
+			body := map[string]any{"prompt": "In the beginning", "max_tokens": 8, "temperature": 0}
+			results := make(chan result, 16)
+			send := func() {
+				r, err := post(ctx, ts.URL, "/v1/completions", body, nil)
+				if err != nil {
+					t.Error(err)
+				}
+				results <- r
+			}
+			go send() // the first takes a slot, and its step holds the scheduler
+			<-blocked
+			for range 15 {
+				go send()
+			}
+			// Every request is refused or waiting before the scheduler moves on.
+			waitMetric(t, ts.URL, "the burst is refused or waiting", func(m map[string]float64) bool {
+				return m[`mole_requests_total{endpoint="completions",outcome="rejected"}`]+m["llamacpp:requests_deferred"] == 15
+			})
+			close(release)
+			codes := map[int]int{}
+			for range 16 {
+				codes[(<-results).status]++
+			}
+			if codes[503] != c.refused || codes[200] != 16-c.refused {
+				t.Errorf("parallel 4, queue %d, 16 at once: %v, want %d refused and the rest served", c.queue, codes, c.refused)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mole-llm/mole/engine"
@@ -27,6 +28,8 @@ type request struct {
 	stats  engine.Stats
 	err    error         // set when generation ended abnormally (shutdown, internal error)
 	notify chan struct{} // capacity 1: "pieces or done changed"
+
+	inflight *atomic.Int64 // the scheduler's count of admitted requests, decremented by end
 }
 
 func newRequest(ctx context.Context, endpoint string, prompt []int32, o engine.GenerateOptions) *request {
@@ -53,6 +56,9 @@ func (r *request) end(st engine.Stats, err error) {
 	r.mu.Lock()
 	r.done, r.stats, r.err = true, st, err
 	r.mu.Unlock()
+	if r.inflight != nil {
+		r.inflight.Add(-1) // its slot or queue place is free
+	}
 	r.wake()
 }
 
@@ -91,11 +97,18 @@ type scheduler struct {
 	prefill int
 	items   []engine.BatchItem
 	owner   []int // slot index of each item
+
+	// inflight counts the requests submitted and not yet ended, in slots or queued; it
+	// is held to capacity (slots plus queue places), so a slot that is free, or is freed
+	// before the next step, takes a request as a queue place does.
+	inflight atomic.Int64
+	capacity int64
 }
 
 func newScheduler(m *engine.Model, parallel, ctxLen, queue, prefill int, met *metrics) *scheduler {
 	s := &scheduler{
-		m: m, queue: make(chan *request, queue), stop: make(chan struct{}), stopped: make(chan struct{}),
+		m: m, queue: make(chan *request, parallel+queue), capacity: int64(parallel + queue),
+		stop: make(chan struct{}), stopped: make(chan struct{}),
 		met: met, ctx: ctxLen, prefill: prefill,
 	}
 	s.batch = m.NewBatch(parallel+prefill, ctxLen)
@@ -109,15 +122,23 @@ func newScheduler(m *engine.Model, parallel, ctxLen, queue, prefill int, met *me
 	return s
 }
 
-// submit queues r, or reports false when the queue is full.
+// submit queues r, or reports false when every slot and queue place is taken. Requests
+// are admitted into slots only between steps, so counting queued requests alone would
+// refuse a burst that arrives during a step although slots are free.
 func (s *scheduler) submit(r *request) bool {
-	select {
-	case s.queue <- r:
-		s.met.deferred.Set(float64(len(s.queue)))
-		return true
-	default:
-		return false
+	for {
+		n := s.inflight.Load()
+		if n >= s.capacity {
+			return false
+		}
+		if s.inflight.CompareAndSwap(n, n+1) {
+			break
+		}
 	}
+	r.inflight = &s.inflight
+	s.queue <- r // never blocks: the queue holds capacity requests
+	s.met.deferred.Set(float64(len(s.queue)))
+	return true
 }
 
 func (s *scheduler) run() {
