@@ -806,8 +806,15 @@ func (q *Sequence) Prefilling() bool { return q.fed < len(q.prompt) }
 // Done reports whether the generation has ended.
 func (q *Sequence) Done() bool { return q.g.done }
 
-// Stats describes the generation so far.
-func (q *Sequence) Stats() Stats { return q.g.stats }
+// Stats describes the generation so far: until it ends, GenDuration is the time since
+// generation started, so a generation cut short (its client gone) still has one.
+func (q *Sequence) Stats() Stats {
+	st := q.g.stats
+	if !q.g.done && !q.t1.IsZero() {
+		st.GenDuration = time.Since(q.t1)
+	}
+	return st
+}
 
 // Items appends to dst the tokens this sequence needs evaluated in the next step: up to
 // budget prompt tokens while prefilling (at least one when budget > 0), else the last sampled

@@ -104,7 +104,8 @@ func (m *metrics) routerTrace(layer int, experts []int32, _ []float32) {
 	}
 }
 
-// finished records a finished generation's token counts and durations.
+// finished records the token counts and durations of a generation that left its slot,
+// finished or not.
 func (m *metrics) finished(promptTokens, genTokens int, promptSec, genSec float64) {
 	m.promptTokens.Add(float64(promptTokens))
 	m.promptSeconds.Add(promptSec)

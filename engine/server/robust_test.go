@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -260,5 +262,51 @@ func TestAdmission(t *testing.T) {
 				t.Errorf("parallel 4, queue %d, 16 at once: %v, want %d refused and the rest served", c.queue, codes, c.refused)
 			}
 		})
+	}
+}
+
+// TestMetricsAfterDisconnect: the tokens streamed to a client that then disconnects count
+// in llamacpp:tokens_predicted_total (they were generated and sent), and the KV cache
+// gauges drop the cancelled request's tokens as soon as its slot is freed.
+func TestMetricsAfterDisconnect(t *testing.T) {
+	_, ts := newTestServer(t, Config{Parallel: 1})
+	before := scrape(t, ts.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, _ := json.Marshal(map[string]any{"prompt": "In the beginning", "max_tokens": 1000, "temperature": 0, "stream": true})
+	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions", bytes.NewReader(b))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	br := bufio.NewReader(resp.Body)
+	for events := 0; events < n; {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "data: {") {
+			events++
+		}
+	}
+	if m := scrape(t, ts.URL); m["llamacpp:kv_cache_tokens"] == 0 {
+		t.Errorf("kv_cache_tokens is 0 while a request decodes")
+	}
+	cancel()
+	resp.Body.Close()
+	m := waitMetric(t, ts.URL, "the slot is freed", func(m map[string]float64) bool {
+		return m[`mole_requests_total{endpoint="completions",outcome="cancelled"}`] == 1 && m["llamacpp:requests_processing"] == 0
+	})
+	pred := m["llamacpp:tokens_predicted_total"] - before["llamacpp:tokens_predicted_total"]
+	decodes := m["llamacpp:n_decode_total"] - before["llamacpp:n_decode_total"]
+	if pred < n || pred > decodes {
+		t.Errorf("tokens_predicted_total +%v after %d tokens streamed in %v decode steps, want between", pred, n, decodes)
+	}
+	if m["llamacpp:tokens_predicted_seconds_total"] <= before["llamacpp:tokens_predicted_seconds_total"] {
+		t.Errorf("tokens_predicted_seconds_total did not grow with the cancelled request's tokens")
+	}
+	if m["llamacpp:kv_cache_tokens"] != 0 || m["llamacpp:kv_cache_usage_ratio"] != 0 {
+		t.Errorf("KV cache gauges keep the cancelled request: %v tokens, ratio %v", m["llamacpp:kv_cache_tokens"], m["llamacpp:kv_cache_usage_ratio"])
 	}
 }

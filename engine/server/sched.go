@@ -222,15 +222,21 @@ func (s *scheduler) start(r *request) bool {
 // release frees sl, ending its request with outcome.
 func (s *scheduler) release(sl *slot, outcome string, err error) {
 	st := sl.seq.Stats()
-	if outcome == "stop" || outcome == "length" {
-		// As llama.cpp counts them, prompt tokens are those evaluated; reused ones apart.
-		s.met.finished(st.PromptTokens-st.CachedTokens, st.GenTokens, st.PromptDuration.Seconds(), st.GenDuration.Seconds())
-		s.met.promptCached.Add(float64(st.CachedTokens))
+	// The tokens were computed, and maybe streamed, whether or not the request finished
+	// (a client that disconnected, a failure): the counters count them all. A prompt
+	// counts once it has been evaluated whole; as llama.cpp counts them, prompt tokens
+	// are those evaluated, reused ones apart.
+	prompt, cached, promptSec := 0, 0, 0.0
+	if !sl.seq.Prefilling() {
+		prompt, cached, promptSec = st.PromptTokens-st.CachedTokens, st.CachedTokens, st.PromptDuration.Seconds()
 	}
+	s.met.finished(prompt, st.GenTokens, promptSec, st.GenDuration.Seconds())
+	s.met.promptCached.Add(float64(cached))
 	s.met.requests.WithLabelValues(sl.req.endpoint, outcome).Inc()
 	s.met.processing.Dec()
 	sl.req.end(st, err)
 	sl.req, sl.seq = nil, nil
+	s.updateKV() // the released slot's tokens no longer count
 }
 
 func (s *scheduler) step() {
