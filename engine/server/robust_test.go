@@ -310,3 +310,33 @@ func TestMetricsAfterDisconnect(t *testing.T) {
 		t.Errorf("KV cache gauges keep the cancelled request: %v tokens, ratio %v", m["llamacpp:kv_cache_tokens"], m["llamacpp:kv_cache_usage_ratio"])
 	}
 }
+
+// TestAuthScheme: the Authorization scheme is case-insensitive (RFC 7235), the key is not.
+func TestAuthScheme(t *testing.T) {
+	_, ts := newTestServer(t, Config{Parallel: 1, APIKey: "sekrit"})
+	for _, c := range []struct {
+		header string
+		status int
+	}{
+		{"Bearer sekrit", 200},
+		{"bearer sekrit", 200},
+		{"BEARER sekrit", 200},
+		{"bEaReR  sekrit", 200},
+		{"Bearer Sekrit", 401},
+		{"Bearer sekrit2", 401},
+		{"Bearer", 401},
+		{"Basic sekrit", 401},
+		{"sekrit", 401},
+		{"Bearersekrit", 401},
+		{"", 401},
+	} {
+		r, err := post(context.Background(), ts.URL, "/v1/completions", map[string]any{"prompt": "a", "max_tokens": 1},
+			map[string]string{"Authorization": c.header})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != c.status {
+			t.Errorf("Authorization %q: status %d, want %d", c.header, r.status, c.status)
+		}
+	}
+}

@@ -142,9 +142,12 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	if s.cfg.APIKey == "" {
 		return h
 	}
-	want := []byte("Bearer " + s.cfg.APIKey)
+	want := []byte(s.cfg.APIKey)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		// The scheme is case-insensitive (RFC 7235): "bearer KEY" is as good as "Bearer KEY".
+		scheme, key, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		ok := subtle.ConstantTimeCompare([]byte(strings.TrimLeft(key, " ")), want) == 1
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			writeError(w, &apiError{status: http.StatusUnauthorized, Type: "invalid_request_error",
 				Message: "Incorrect API key provided.", Code: strPtr("invalid_api_key")})
 			return
