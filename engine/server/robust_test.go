@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mole-llm/mole/engine"
 )
 
 // syncBuffer is a log destination tests can read while the server writes.
@@ -72,7 +74,9 @@ const panicSeed = 666 // the seed that marks the request whose work panics
 // the slots are free again, and later requests are served as before.
 func TestPanicRecovery(t *testing.T) {
 	var mu sync.Mutex
-	point, calls := "", 0
+	point, calls, onWorker := "", 0, false
+	pool := engine.NewPool(2)
+	defer pool.Close()
 	setHook(t, func(p string, r *request) {
 		if r == nil || r.opts.Sampler.Seed != panicSeed {
 			return
@@ -83,6 +87,9 @@ func TestPanicRecovery(t *testing.T) {
 			return
 		}
 		calls++
+		if onWorker {
+			panicOnWorker(pool, "test: a panic in "+p)
+		}
 		// At the third advance the request has streamed tokens already.
 		if p != "advance" || calls == 3 {
 			panic("test: a panic in " + p)
@@ -107,14 +114,18 @@ func TestPanicRecovery(t *testing.T) {
 		// whether the good request beside it fails too: only when it shares the
 		// failed forward step, whose KV cache writes cannot be trusted
 		shared bool
+		// whether the panic is raised on an engine.Pool worker goroutine, which the
+		// pool re-raises in the scheduler's goroutine
+		worker bool
 	}{
-		{"start", false, false},
-		{"advance", true, false},
-		{"advance", false, false},
-		{"forward", false, true},
+		{"start", false, false, false},
+		{"advance", true, false, false},
+		{"advance", false, false, false},
+		{"forward", false, true, false},
+		{"forward", true, true, true},
 	} {
 		mu.Lock()
-		point, calls = c.point, 0
+		point, calls, onWorker = c.point, 0, c.worker
 		mu.Unlock()
 		logBefore := len(logBuf.String())
 
@@ -139,8 +150,8 @@ func TestPanicRecovery(t *testing.T) {
 			t.Fatalf("%s: %v", c.point, err)
 		}
 		if c.stream {
-			if r.status != 200 || !isServerError(r.errBody) || r.chunks == 0 {
-				t.Errorf("%s, streamed: status %d, %d chunks, error %v; want tokens then a server_error event", c.point, r.status, r.chunks, r.errBody)
+			if r.status != 200 || !isServerError(r.errBody) || (c.point == "advance" && r.chunks == 0) {
+				t.Errorf("%s, streamed: status %d, %d chunks, error %v; want a server_error event (after tokens)", c.point, r.status, r.chunks, r.errBody)
 			}
 		} else if r.status != 500 || !isServerError(r.errBody) {
 			t.Errorf("%s: status %d %v, want 500 with a server_error", c.point, r.status, r.errBody)
@@ -159,6 +170,9 @@ func TestPanicRecovery(t *testing.T) {
 		logged := logBuf.String()[logBefore:]
 		if !strings.Contains(logged, "test: a panic in "+c.point) || !strings.Contains(logged, "goroutine ") {
 			t.Errorf("%s: the panic was not logged with its stack:\n%s", c.point, logged)
+		}
+		if c.worker && !strings.Contains(logged, "recovered on a pool worker") {
+			t.Errorf("%s: the log lacks the pool worker's stack:\n%s", c.point, logged)
 		}
 
 		// The server goes on: the slots are free, and a request in the slot the failed
@@ -181,6 +195,40 @@ func TestPanicRecovery(t *testing.T) {
 	if got := m[`mole_requests_total{endpoint="chat",outcome="error"}`] + m[`mole_requests_total{endpoint="completions",outcome="error"}`]; got != errors {
 		t.Errorf("%v requests counted as errors, want %v", got, errors)
 	}
+}
+
+// panicOnWorker makes a run on pool panic with msg on a worker goroutine (not the
+// caller's), as a kernel's bad index would; the pool re-raises it as an
+// *engine.WorkerPanic. Chunk 0 waits until another chunk has panicked, so whichever
+// goroutine takes it, another one panics; the run is repeated until the panic came from
+// a worker rather than the caller.
+func panicOnWorker(pool *engine.Pool, msg string) {
+	for {
+		panicked := make(chan struct{})
+		var once sync.Once
+		v := catchPanic(func() {
+			pool.RunChunk(2, 1, func(lo, hi int) {
+				if lo == 0 {
+					select {
+					case <-panicked:
+					case <-time.After(time.Second):
+					}
+					return
+				}
+				once.Do(func() { close(panicked) })
+				panic(msg)
+			})
+		})
+		if wp, ok := v.(*engine.WorkerPanic); ok {
+			panic(wp)
+		}
+	}
+}
+
+func catchPanic(f func()) (v any) {
+	defer func() { v = recover() }()
+	f()
+	return nil
 }
 
 // TestHandlerPanic: a panic in an HTTP handler answers 500 in OpenAI's shape when nothing

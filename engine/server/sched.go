@@ -54,6 +54,10 @@ func (r *request) take(dst []string) ([]string, bool, engine.Stats, error) {
 
 func (r *request) end(st engine.Stats, err error) {
 	r.mu.Lock()
+	if r.done { // ended already (a panic recovered part-way through a release)
+		r.mu.Unlock()
+		return
+	}
 	r.done, r.stats, r.err = true, st, err
 	r.mu.Unlock()
 	if r.inflight != nil {
