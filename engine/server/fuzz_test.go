@@ -263,7 +263,7 @@ func (g *fuzzGen) body(chat bool) string {
 		{"model", "str"}, {"max_tokens", "int"}, {"max_completion_tokens", "int"},
 		{"temperature", "float"}, {"top_p", "float"}, {"top_k", "int"}, {"min_p", "float"},
 		{"repeat_penalty", "float"}, {"repeat_last_n", "int"}, {"seed", "int"},
-		{"n", "int"}, {"stream", "bool"},
+		{"n", "int"}, {"stream", "bool"}, {"cache_prompt", "bool"},
 	}
 	for _, fd := range fields {
 		if g.intn(3) == 1 {
@@ -384,6 +384,9 @@ func FuzzAPI(f *testing.F) {
 		`{"prompt":[1,2,3,99999999999],"max_tokens":2}`,
 		`{"prompt":[1,2,3],"max_tokens":2,"stream":true}`,
 		`{"prompt":["a","b"]}`,
+		`{"prompt":"In the beginning God","max_tokens":3,"cache_prompt":true}`,
+		`{"prompt":"In the beginning God created","max_tokens":3,"cache_prompt":false,"stream":true}`,
+		`{"prompt":"In the beginning","max_tokens":3,"cache_prompt":"yes"}`,
 		`{"prompt":"a","stop":"a","max_tokens":1e17}`,
 		`{"prompt":"a","n":2,"unknown":{"x":[1,{"y":null}]}}`,
 		`{"prompt":"a","repeat_penalty":3.5e38,"top_p":0,"top_k":0,"temperature":0,"max_tokens":5}`,
