@@ -21,9 +21,9 @@ import (
 // panic is logged with its stack, and the scheduler goes on with the next step.
 
 // testHook, when a test sets it, is called by the scheduler goroutine at points of a
-// request's work ("start", "forward", "advance"; "step" with a nil request at the start
-// of every step), so that a test can make one request's work panic or hold the
-// scheduler. It is nil in production. Set it before the server starts and clear it
+// request's work ("admit", "start", "forward", "advance"; "step" with a nil request at
+// the start of every step), so that a test can make one request's work panic or hold
+// the scheduler. It is nil in production. Set it before the server starts and clear it
 // after Shutdown.
 var testHook func(point string, r *request)
 
@@ -81,6 +81,30 @@ func (s *scheduler) newSequence(sl *slot, r *request,
 		testHook("start", r)
 	}
 	return newSeq(sl.state, r.prompt, r.opts, emit)
+}
+
+// startSafe is start with a guard for the rest of it (choosing a slot): a panic fails r
+// alone, and the slot it took, if it got one, forgets its cache.
+func (s *scheduler) startSafe(r *request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.logPanic("starting a request", r, v)
+			for _, sl := range s.slots {
+				if sl.req == r {
+					s.fail(sl)
+					ok = false
+					return
+				}
+			}
+			s.met.requests.WithLabelValues(r.endpoint, "error").Inc()
+			r.end(engine.Stats{}, errInternal)
+			ok = false
+		}
+	}()
+	if testHook != nil {
+		testHook("admit", r)
+	}
+	return s.start(r)
 }
 
 // forward runs the step's batch; on a panic it fails the requests that had items in it

@@ -118,6 +118,7 @@ func TestPanicRecovery(t *testing.T) {
 		// pool re-raises in the scheduler's goroutine
 		worker bool
 	}{
+		{"admit", true, false, false},
 		{"start", false, false, false},
 		{"advance", true, false, false},
 		{"advance", false, false, false},

@@ -152,7 +152,7 @@ func (s *scheduler) run() {
 		if busy == 0 {
 			select {
 			case r := <-s.queue:
-				s.start(r)
+				s.startSafe(r)
 				continue
 			case <-s.stop:
 				s.shutdown()
@@ -180,7 +180,7 @@ func (s *scheduler) admit() int {
 	for busy < len(s.slots) {
 		select {
 		case r := <-s.queue:
-			if s.start(r) {
+			if s.startSafe(r) {
 				busy++
 			}
 			continue
