@@ -11,9 +11,9 @@ import (
 )
 
 // One request must never take the server down. A panic in a request's work (a bug, or
-// an input no check foresaw) is recovered where it can be pinned on requests: per slot
-// around starting a sequence and around sampling and emitting, so that only that
-// request fails; around the shared Batch.Forward, which fails every request with an
+// an input no check foresaw) is recovered where it can be pinned on requests: around
+// starting a request (choosing its slot, starting its sequence) and per slot around
+// sampling and emitting, so that only that request fails; around the shared Batch.Forward, which fails every request with an
 // item in the step (their KV caches may hold garbage); and around a whole step, as a
 // last resort that fails every request in a slot. Panics on the engine's pool workers
 // reach the scheduler because the pool re-raises them in the goroutine that started the
@@ -46,7 +46,7 @@ func (s *scheduler) logPanic(what string, r *request, v any) {
 	if r != nil {
 		who = fmt.Sprintf(" (a %s request that arrived %s ago)", r.endpoint, time.Since(r.arrived).Round(time.Millisecond))
 	}
-	s.log.Printf("mole: panic in %s%s, the request fails with a 500: %v\n%s", what, who, v, debug.Stack())
+	s.log.Printf("mole: recovered a panic in %s%s; the requests involved fail with a 500, the server goes on: %v\n%s", what, who, v, debug.Stack())
 }
 
 // fail ends sl's request, if any, with errInternal and makes sl forget its cache.
@@ -137,7 +137,9 @@ func (s *scheduler) stepSafe() {
 		if v := recover(); v != nil {
 			s.logPanic("a scheduler step", nil, v)
 			for _, sl := range s.slots {
-				s.fail(sl)
+				if sl.req != nil { // a free slot's cache took no part in the step
+					s.fail(sl)
+				}
 			}
 			s.updateKV()
 		}
