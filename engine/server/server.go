@@ -5,7 +5,8 @@
 //
 // Requests beyond the free slots wait in a bounded queue; past it they get 503 with
 // Retry-After. A client that disconnects frees its slot at the next step. Shutdown ends
-// in-flight streams with an error event.
+// in-flight streams with an error event. A panic in one request's work fails that request
+// with a 500 and is logged to Config.ErrorLog; the server keeps serving (recover.go).
 package server
 
 import (
