@@ -268,19 +268,19 @@ func (r *calibRun) output(outNorm []float32, st *quant.Stats) {
 // calibForward is a plain single-sequence float forward pass, block by block, that
 // records the inputs of every projection into LayerCalibs.
 type calibForward struct {
-	m                  *Model
-	c                  *Config
-	pool               *Pool
-	x, xn, tmp, q, att []float32
-	attOut, h, u, y    []float32
-	kc, vc             []float32 // forward's cache: [NLayer][cap][kvDim]
-	scores, logits     []float32
-	rl, ew             []float32
-	ei                 []int32
-	inv                []float64
-	cos, sin           []float32
-	router             *moe.Router
-	cap                int
+	m               *Model
+	c               *Config
+	pool            *Pool
+	x, xn, tmp, q   []float32
+	attOut, h, u, y []float32
+	kc, vc          []float32 // forward's cache: [NLayer][cap][kvDim]
+	scores, logits  []float32
+	rl, ew          []float32
+	ei              []int32
+	inv             []float64
+	cos, sin        []float32
+	router          *moe.Router
+	cap             int
 	// Latent layers: z = B x per group slot of the token (gate part, up part), the
 	// experts' latent outputs and their weighted sums per group slot.
 	zg, zu, lv, ly [][]float32

@@ -155,15 +155,10 @@ type moleMatrix struct {
 	rowSum []int32
 }
 
-// moleRowBytes is the stored row size of a mole type, whose rows are padded.
-func moleRowBytes(dt loader.DType, cols int) (int, error) {
-	return dt.RowBytes(dt.PaddedCols(cols))
-}
-
 // bindMole finds a mole matrix's companion tensors (name+".scale", name+".group"; for
 // expert e of a stacked tensor of nExpert, slice e of them) and prepares it.
 func bindMole(lm *loader.Model, mm *Matrix, name string, e, nExpert int) error {
-	if mm.qk == qkMWQ { // Q2's MWQ types bind their planes in matrix_mwq.go
+	if mm.qk == qkMWQ { // MWQ types bind their planes in matrix_mwq.go
 		return bindMWQ(lm, mm, name, e, nExpert)
 	}
 	switch mm.DType {

@@ -237,6 +237,9 @@ func maxNewPause(before, after metrics.Float64Histogram) time.Duration {
 	return time.Duration(hi * float64(time.Second))
 }
 
+// spinSink keeps spin's result observable, so the loop is not optimised away.
+var spinSink uint64
+
 // spin runs n rounds of xorshift. It is a leaf with a small frame, so the compiler omits
 // its stack check: no preemption point inside unless preemption is asynchronous.
 //
@@ -260,7 +263,7 @@ func calibrateSpin(ns int) int {
 		best := time.Duration(math.MaxInt64)
 		for range 5 {
 			t0 := time.Now()
-			spin(n)
+			spinSink += spin(n)
 			best = min(best, time.Since(t0))
 		}
 		if best > 2*time.Millisecond {

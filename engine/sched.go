@@ -39,17 +39,15 @@ type schedGlue struct {
 	perm            []batchPart
 
 	// Forward's pipelined FFN (sched_forward.go).
-	f        *ffn
-	hq       []byte
-	upBase   int
-	upRun    func(lo, hi int)
-	dnLo     int // first part of the down group
-	dnHi     int
-	dnRun    func(lo, hi int)
-	partOut  []float32 // (K+1) * NEmbd: each part's down product, summed in router order
-	ne       int
-	onLayer  func(l int, plan []sched.Entry) // test hook: the plan of every layer step
-	closeErr error
+	f       *ffn
+	upBase  int
+	upRun   func(lo, hi int)
+	dnLo    int // first part of the down group
+	dnHi    int
+	dnRun   func(lo, hi int)
+	partOut []float32 // (K+1) * NEmbd: each part's down product, summed in router order
+	ne      int
+	onLayer func(l int, plan []sched.Entry) // test hook: the plan of every layer step
 }
 
 // schedOf returns m's glue, nil when m runs without a budget.

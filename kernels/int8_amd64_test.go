@@ -7,9 +7,6 @@ import (
 	"testing"
 )
 
-// vnniPeak runs 16*n register-only zmm VPDPBUSD (benchmarks' peak reference).
-func vnniPeak(n int) { vnniPeakAVX512(n) }
-
 func TestVEXMacros(t *testing.T) {
 	if !Supported(AVXVNNI) {
 		t.Skip("CPU lacks AVX-VNNI: the {vex} VPDPBUSD macros cannot run here")

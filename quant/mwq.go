@@ -343,13 +343,6 @@ func (b gblock) mulVec(out, v *[MWQGroup]float32) {
 	}
 }
 
-// quad returns d^T B d.
-func (b gblock) quad(d *[MWQGroup]float32) float64 {
-	var t [MWQGroup]float32
-	b.mulVec(&t, d)
-	return float64(kernels.Dot(d[:], t[:]))
-}
-
 // chain scores a base candidate by what every width it leads to loses: starting from
 // the base residual r = w - base, it fits the planes that follow (least squares through
 // B, as lsPlanes does) and returns Σ_b log(e_b), e_b = r_b^T B r_b the output error at

@@ -197,13 +197,12 @@ type Cache struct {
 	nSlots  [nClass]int32
 
 	// The current plan.
-	layer   int
-	plan    []Entry
-	order   []int // scratch: hotness order
-	pinned  []int32
-	views   [][][3][]byte // views[j][k]: plan entry j's plane k, fixed at plan time
-	ops     []op
-	wantOps int
+	layer  int
+	plan   []Entry
+	order  []int // scratch: hotness order
+	pinned []int32
+	views  [][][3][]byte // views[j][k]: plan entry j's plane k, fixed at plan time
+	ops    []op
 
 	// Shared with the worker.
 	mu        sync.Mutex

@@ -88,5 +88,3 @@ func (p *Profile) PreferredBackend() Backend {
 	}
 	return Pread
 }
-
-var sinkByte byte

@@ -111,3 +111,8 @@ func MeasureIO(lay *Layout, samples int) ([]IOPoint, error) {
 	}
 	return out, nil
 }
+
+// sinkByte keeps the page-touching reads of MeasureIO observable.
+//
+//lint:ignore U1000 written, never read, on purpose
+var sinkByte byte

@@ -29,6 +29,8 @@ var testHook func(point string, r *request)
 
 // errInternal ends a request whose work panicked. The message is OpenAI's for its own
 // server errors; the panic itself goes to the log, not to the client.
+//
+//lint:ignore ST1005 OpenAI's wording, which clients show as it is
 var errInternal = errors.New("The server had an error while processing your request.")
 
 // forget makes sl hold no trusted sequence: resetting its State drops the record of

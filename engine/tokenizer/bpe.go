@@ -167,12 +167,6 @@ func newByteBPE(tokens []string, merges [][2]string) (*byteBPE, error) {
 	return b, nil
 }
 
-// tokenID returns the id of a token given in the GPT-2 alphabet.
-func (b *byteBPE) tokenID(tok string) (int32, bool) {
-	id, ok := b.vocab[tok]
-	return id, ok
-}
-
 const noRank = math.MaxInt32
 
 func (b *byteBPE) pair(l, r int32) (rank, id int32) {
