@@ -5,12 +5,13 @@ import (
 
 	"github.com/mole-llm/mole/kernels"
 	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/quant"
 )
 
 // This file re-exports, under engine's names, what a program running models needs from
 // the packages below engine (the kernel path, where weights live, tensor types, atomic
-// output files), so that such a program imports engine alone and the packages below it
-// stay free to change. Types are aliases where a value only passes through engine to a
+// output files, quantization options), so that such a program imports engine alone and
+// the packages below it stay free to change. Types are aliases where a value only passes through engine to a
 // package that takes it (bench takes ISAs); the functions are engine's own.
 
 // ISA is a kernel path: generic, avx2, avxvnni, avx512 or neon.
@@ -82,3 +83,11 @@ type AtomicFile = loader.AtomicFile
 func CreateAtomic(ctx context.Context, path string) (*AtomicFile, error) {
 	return loader.CreateAtomic(ctx, path)
 }
+
+// DGQOptions tunes the a8w4 grid search (QuantizeOptions.DGQ).
+type DGQOptions = quant.DGQOptions
+
+// BuiltinCalibration is the calibration text quantizing and converting use when given
+// none: King James Bible passages (from the part kjv-moe was trained on) and a few
+// paragraphs of plain modern English, about 1,400 words.
+func BuiltinCalibration() string { return quant.BuiltinCalibration }
