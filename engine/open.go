@@ -14,6 +14,9 @@ type OpenOptions struct {
 	Load LoadMode
 	// Threads is the number of workers a forward pass uses; 0: GOMAXPROCS.
 	Threads int
+	// Budget, when set, runs the experts from a budgeted cache of their planes, as
+	// Model.SetMemBudget does (MWQ GGUF files with LoadMmap only); nil: all resident.
+	Budget *BudgetOptions
 }
 
 // Open opens the GGUF file or Hugging Face folder at path and binds it as a Model set up
@@ -75,6 +78,12 @@ func (f *File) Bind(o OpenOptions) (*Model, error) {
 	}
 	if o.Threads > 0 && o.Threads != m.Threads() {
 		m.SetThreads(o.Threads)
+	}
+	if o.Budget != nil {
+		if _, err := m.SetMemBudget(*o.Budget); err != nil {
+			m.Close()
+			return nil, err
+		}
 	}
 	return m, nil
 }
