@@ -27,6 +27,9 @@ type Model struct {
 	// --mem-budget. Set and cleared only while no State or Batch of the model runs.
 	sched *schedGlue
 	act   actKind // encoding of Quantized matrices' inputs (matrix_mole.go)
+	// closeFiles closes the files Open opened for the Model, which it owns; nil after
+	// Load, whose caller owns them.
+	closeFiles func() error
 }
 
 // Layer holds one transformer block's weights. Optional parts are nil.
@@ -163,12 +166,17 @@ func (m *Model) SetThreads(n int) {
 // Threads reports the number of workers a forward pass uses.
 func (m *Model) Threads() int { return m.pool.Workers() }
 
-// Close stops the model's worker goroutines. It does not close the loader.Model.
+// Close stops the model's worker goroutines. It does not close the loader.Model given
+// to Load; it closes the files of a Model from Open.
 func (m *Model) Close() {
 	m.ClearMemBudget()
 	if m.pool != nil {
 		m.pool.Close()
 		m.pool = nil
+	}
+	if m.closeFiles != nil {
+		m.closeFiles()
+		m.closeFiles = nil
 	}
 }
 

@@ -14,8 +14,6 @@ import (
 
 	"github.com/mole-llm/mole/bench"
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/kernels"
-	"github.com/mole-llm/mole/loader"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -87,11 +85,11 @@ is the peak up to that width. Models without MWQ experts run once.`,
 				return errors.New("-t: give at least one thread count (0 = GOMAXPROCS)")
 			}
 			for _, s := range splitList(isas) {
-				i, err := kernels.ParseISA(s)
+				i, err := engine.ParseISA(s)
 				if err != nil {
 					return fmt.Errorf("--isa: %w", err)
 				}
-				if !kernels.Supported(i) {
+				if !engine.ISASupported(i) {
 					return fmt.Errorf("--isa %s: this CPU or build lacks it", i)
 				}
 				o.ISAs = append(o.ISAs, i)
@@ -102,7 +100,7 @@ is the peak up to that width. Models without MWQ experts run once.`,
 			if reps < 1 {
 				return fmt.Errorf("-r %d: want at least 1 repetition", reps)
 			}
-			mode, err := loader.ParseLoadMode(load)
+			mode, err := engine.ParseLoadMode(load)
 			if err != nil {
 				return fmt.Errorf("--load: %w", err)
 			}
@@ -169,7 +167,7 @@ is the peak up to that width. Models without MWQ experts run once.`,
 	f.StringVar(&svgPath, "svg", "", "also draw tokens/s against threads, with the roofline, into this SVG file")
 	f.StringVar(&ppMode, "pp-mode", "batched", "how pp tests run a prompt: batched (engine.Batch steps) or serial (one Forward per token)")
 	f.StringVar(&expertBits, "expert-bits", "", "widths at which MWQ experts are read, comma-separated (default: the widest stored)")
-	f.StringVar(&load, "load", loader.LoadMmap.String(), "where weights live: mmap or copy (as for mole run)")
+	f.StringVar(&load, "load", engine.LoadMmap.String(), "where weights live: mmap or copy (as for mole run)")
 	hebf.register(f)
 	return cmd
 }
@@ -212,15 +210,15 @@ func intList(flag, s string, lo int) ([]int, error) {
 	return out, nil
 }
 
-// svgFile is an optional --svg output, created up front (loader.CreateAtomic) and
+// svgFile is an optional --svg output, created up front (engine.CreateAtomic) and
 // written once the benchmark has a report; nil when no SVG was asked for.
-type svgFile struct{ f *loader.AtomicFile }
+type svgFile struct{ f *engine.AtomicFile }
 
 func createSVG(ctx context.Context, path string) (*svgFile, error) {
 	if path == "" {
 		return nil, nil
 	}
-	f, err := loader.CreateAtomic(ctx, path)
+	f, err := engine.CreateAtomic(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/sched"
 )
 
 // Flag spellings shared by every command, so that a llama.cpp user's habits carry over:
@@ -166,7 +165,7 @@ func (c *ctxFlags) resolve(trained, def int, warn io.Writer) (int, error) {
 func checkKVMemory(c *engine.Config, ctx, seqs int) error {
 	perPos := int64(2*c.NLayer*c.NKVHead*c.HeadDim+c.NHead) * 4
 	need := perPos * int64(ctx) * int64(seqs)
-	avail, err := sched.AvailableMemory()
+	avail, err := engine.AvailableMemory()
 	if err != nil || need <= avail {
 		return nil
 	}
@@ -174,7 +173,7 @@ func checkKVMemory(c *engine.Config, ctx, seqs int) error {
 	if seqs > 1 {
 		per = fmt.Sprintf(" for %d sequences", seqs)
 	}
-	return fmt.Errorf("--ctx-size %d: the KV cache%s needs %s, more than the %s available; lower -c", ctx, per, sched.FormatSize(need), sched.FormatSize(avail))
+	return fmt.Errorf("--ctx-size %d: the KV cache%s needs %s, more than the %s available; lower -c", ctx, per, engine.FormatSize(need), engine.FormatSize(avail))
 }
 
 // lastByteWriter remembers the last byte written, so that generated text can be ended

@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/loader"
-	"github.com/mole-llm/mole/quant"
 )
 
 // calibSeed seeds --calib-sample, so a conversion is reproducible.
@@ -99,7 +97,7 @@ appears only when complete.`,
 			if sample > 0 && calib != "" {
 				return errors.New("give one of --calib FILE and --calib-sample N")
 			}
-			dt, ok := map[string]loader.DType{"f32": loader.F32, "f16": loader.F16, "q8_0": loader.Q8_0}[typ]
+			dt, ok := map[string]engine.DType{"f32": engine.F32, "f16": engine.F16, "q8_0": engine.Q8_0}[typ]
 			if !ok {
 				return fmt.Errorf("--type %q: want f32, f16 or q8_0", typ)
 			}
@@ -111,7 +109,7 @@ appears only when complete.`,
 			defer lm.Close()
 			// The output's temporary file is created before the long work, so that an
 			// unwritable destination fails now and not after the conversion.
-			dst, err := loader.CreateAtomic(cmd.Context(), out)
+			dst, err := engine.CreateAtomic(cmd.Context(), out)
 			if err != nil {
 				return err
 			}
@@ -124,7 +122,7 @@ appears only when complete.`,
 				return errors.New("--calib-sample calibrates --whiten, --refit or --fit: give one of them")
 			}
 			if whiten || refit || fit > 0 {
-				text, name := quant.BuiltinCalibration, "builtin"
+				text, name := engine.BuiltinCalibration(), "builtin"
 				if calib != "" {
 					b, err := os.ReadFile(calib)
 					if err != nil {
@@ -164,7 +162,7 @@ appears only when complete.`,
 				defer cm.Close()
 				meta := rep.MoLEMeta(o)
 				if calibName != "" {
-					meta["mole.mole.calibration"] = loader.StringValue(calibName)
+					meta["mole.mole.calibration"] = engine.MetaString(calibName)
 				}
 				g := engine.GGUFOptions{DType: dt, Meta: meta,
 					Progress: func(done, total int64) { bar.update("writing", done, total) }}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mole-llm/mole/kernels"
+	"github.com/mole-llm/mole/engine"
 )
 
 // greedy runs 16 greedy tokens of the embedded model with extra flags and returns the
@@ -53,7 +53,7 @@ func TestLoadCopyFlag(t *testing.T) {
 // text for 16 tokens, and the command leaves the process's kernel path as it found it.
 func TestISAFlag(t *testing.T) {
 	defaultModel(t)
-	before := kernels.Active()
+	before := engine.ActiveISA()
 	def, e1 := greedy(t)
 	gen, e2 := greedy(t, "--isa", "generic")
 	if def != gen {
@@ -62,8 +62,8 @@ func TestISAFlag(t *testing.T) {
 	if !strings.Contains(e1, "kernels "+before.String()) || !strings.Contains(e2, "kernels generic") {
 		t.Errorf("kernel paths not reported:\n%s\n%s", e1, e2)
 	}
-	if kernels.Active() != before {
-		t.Errorf("--isa generic leaked: active path %s after the command, was %s", kernels.Active(), before)
+	if engine.ActiveISA() != before {
+		t.Errorf("--isa generic leaked: active path %s after the command, was %s", engine.ActiveISA(), before)
 	}
 }
 
@@ -72,7 +72,7 @@ func TestISAFallback(t *testing.T) {
 	defaultModel(t)
 	missing := ""
 	for _, name := range []string{"neon", "avx512", "avxvnni", "avx2"} {
-		if i, _ := kernels.ParseISA(name); !kernels.Supported(i) {
+		if i, _ := engine.ParseISA(name); !engine.ISASupported(i) {
 			missing = name
 			break
 		}
@@ -84,7 +84,7 @@ func TestISAFallback(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	want := "warning: --isa " + missing + ": this CPU or build lacks it; using " + kernels.Active().String()
+	want := "warning: --isa " + missing + ": this CPU or build lacks it; using " + engine.ActiveISA().String()
 	if !strings.Contains(errOut, want) {
 		t.Errorf("stderr lacks %q:\n%s", want, errOut)
 	}
@@ -112,7 +112,7 @@ func TestInfoCPU(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"cpu: ", "features: ", "chosen: " + kernels.Active().String(), "threads: ", "--load mmap"} {
+	for _, want := range []string{"cpu: ", "features: ", "chosen: " + engine.ActiveISA().String(), "threads: ", "--load mmap"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info --cpu lacks %q:\n%s", want, out)
 		}

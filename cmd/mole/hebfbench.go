@@ -11,8 +11,6 @@ import (
 
 	"github.com/mole-llm/mole/bench"
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/loader"
-	"github.com/mole-llm/mole/sched"
 )
 
 // hebfBenchFlags are mole bench's memory-budget flags: with --mem-budget, bench measures
@@ -48,26 +46,26 @@ func runHEBFBench(cmd *cobra.Command, h hebfBenchFlags, model string, gen, threa
 			o.Fractions = append(o.Fractions, v/100)
 			continue
 		}
-		n, err := sched.ParseSize(s)
+		n, err := engine.ParseSize(s)
 		if err != nil {
 			return fmt.Errorf("--mem-budget: %w", err)
 		}
 		o.Budgets = append(o.Budgets, n)
 	}
 	for _, s := range splitList(h.policies) {
-		p, err := sched.ParsePolicy(s)
+		p, err := engine.ParseCachePolicy(s)
 		if err != nil {
 			return fmt.Errorf("--cache-policy: %w", err)
 		}
 		o.Policies = append(o.Policies, p)
 	}
 	var err error
-	if o.Backend, err = sched.ParseBackend(h.io); err != nil {
+	if o.Backend, err = engine.ParseCacheIO(h.io); err != nil {
 		return err
 	}
-	o.Profile, _ = sched.ReadProfile(sched.ProfilePath(model)) // mole profile, when run
+	o.Profile, _ = engine.ReadProfile(engine.ProfilePath(model)) // mole profile, when run
 	o.Open = func(path string) (*engine.Model, func(), error) {
-		lm, err := loadModelMode(path, threads, loader.LoadMmap)
+		lm, err := loadModelMode(path, threads, engine.LoadMmap)
 		if err != nil {
 			return nil, nil, err
 		}

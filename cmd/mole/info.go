@@ -12,8 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/kernels"
-	"github.com/mole-llm/mole/loader"
 )
 
 func newInfoCmd() *cobra.Command {
@@ -43,7 +41,7 @@ func newInfoCmd() *cobra.Command {
 			}
 			defer lm.Close()
 			out := cmd.OutOrStdout()
-			m, loadErr := engine.Load(lm)
+			m, loadErr := lm.Bind(engine.OpenOptions{})
 			if loadErr == nil {
 				defer m.Close()
 			}
@@ -65,9 +63,9 @@ func newInfoCmd() *cobra.Command {
 // printCPU writes what decides speed on this machine: the CPU and its features, the
 // kernel path (with MOLE_ISA's warning, if any) and the defaults of -t and --load.
 func printCPU(out io.Writer) {
-	fmt.Fprintln(out, kernels.CPUInfo())
+	fmt.Fprintln(out, engine.CPUInfo())
 	fmt.Fprintf(out, "threads: %d by default (GOMAXPROCS; -t to change)\n", runtime.GOMAXPROCS(0))
-	fmt.Fprintf(out, "weights: --load %s by default (mmap or copy)\n", loader.LoadMmap)
+	fmt.Fprintf(out, "weights: --load %s by default (mmap or copy)\n", engine.LoadMmap)
 }
 
 // routedExpert matches the tensors of routed experts, stacked (GGUF "ffn_up_exps") or one
@@ -75,21 +73,22 @@ func printCPU(out io.Writer) {
 // ("shexp", "shared_expert") do not match: they run for every token.
 var routedExpert = regexp.MustCompile(`_exps\.|\.experts\.[0-9]+\.|ffn_(gate|up|down)\.[0-9]+\.`)
 
-func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
+func printInfo(out io.Writer, name string, lm *engine.File, m *engine.Model) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(w, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
 
 	row("model", "%s", name)
-	row("format", "%s", lm.Format)
+	row("format", "%s", lm.Format())
 	var total, routed, bytes int64
-	byType := map[loader.DType]int{}
-	for _, t := range lm.Tensors {
-		n := int64(t.Elems())
-		if t.DType == loader.MWQPlane {
+	byType := map[engine.DType]int{}
+	tensors := lm.Tensors()
+	for _, t := range tensors {
+		n := t.Elems()
+		if t.DType == engine.MWQPlane {
 			n = 0 // an MWQ residual plane stores more bits of its base's weights, not new ones
 		}
 		total += n
-		bytes += int64(len(t.Data))
+		bytes += t.Bytes
 		byType[t.DType]++
 		if routedExpert.MatchString(t.Name) {
 			routed += n
@@ -111,17 +110,15 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 		} else {
 			row("experts", "none (dense, FFN width %d)", c.NFF)
 		}
-		if g := lm.GGUF; g != nil {
-			// MoLE files (convert-mole) record how their experts were factored.
-			if method, ok := g.String("mole.mole.method"); ok {
-				before, _ := g.Uint("mole.mole.expert_params")
-				after, _ := g.Uint("mole.mole.latent_params")
-				groups, _ := g.Uint("mole.mole.groups")
-				ranks, _ := g.String("mole.mole.ranks")
-				row("latent experts", "%s, %d basis group(s), ranks gate/up/down per layer %s", method, groups, ranks)
-				row("expert parameters", "%s before, %s after (%.1f%%)", commas(int64(before)), commas(int64(after)),
-					100*float64(after)/float64(max(before, 1)))
-			}
+		// MoLE files (convert-mole) record how their experts were factored.
+		if method, ok := lm.MetaString("mole.mole.method"); ok {
+			before, _ := lm.MetaUint("mole.mole.expert_params")
+			after, _ := lm.MetaUint("mole.mole.latent_params")
+			groups, _ := lm.MetaUint("mole.mole.groups")
+			ranks, _ := lm.MetaString("mole.mole.ranks")
+			row("latent experts", "%s, %d basis group(s), ranks gate/up/down per layer %s", method, groups, ranks)
+			row("expert parameters", "%s before, %s after (%.1f%%)", commas(int64(before)), commas(int64(after)),
+				100*float64(after)/float64(max(before, 1)))
 		}
 		if c.NFFShared > 0 {
 			row("shared expert", "width %d", c.NFFShared)
@@ -139,14 +136,10 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 			row("quantization", "%s", q)
 		}
 	} else {
-		arch := ""
-		if lm.GGUF != nil {
-			arch = lm.GGUF.Architecture()
-		}
-		row("architecture", "%s", arch)
+		row("architecture", "%s", lm.Architecture())
 		row("parameters", "%s total", commas(total))
 	}
-	types := make([]loader.DType, 0, len(byType))
+	types := make([]engine.DType, 0, len(byType))
 	for t := range byType {
 		types = append(types, t)
 	}
@@ -155,14 +148,14 @@ func printInfo(out io.Writer, name string, lm *loader.Model, m *engine.Model) {
 	for _, t := range types {
 		parts = append(parts, fmt.Sprintf("%d %s", byType[t], t))
 	}
-	row("tensors", "%d (%s), %s bytes", len(lm.Tensors), strings.Join(parts, ", "), commas(bytes))
+	row("tensors", "%d (%s), %s bytes", len(tensors), strings.Join(parts, ", "), commas(bytes))
 	w.Flush()
 
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "name\tdtype\tshape\tbytes\t")
-	for _, t := range lm.Tensors {
-		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t\n", t.Name, t.DType, t.Shape, commas(int64(len(t.Data))))
+	for _, t := range tensors {
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t\n", t.Name, t.DType, t.Shape, commas(t.Bytes))
 	}
 	w.Flush()
 }

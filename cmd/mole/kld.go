@@ -11,7 +11,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/mole-llm/mole/loader"
+	"github.com/mole-llm/mole/engine"
 )
 
 // KL divergence against a reference model, as llama-perplexity's --kl-divergence-base /
@@ -26,7 +26,7 @@ import (
 const kldMagic = "MOLEKLD1"
 
 type kldWriter struct {
-	f     *loader.AtomicFile
+	f     *engine.AtomicFile
 	vocab int
 	buf   []byte
 	lp    []float64
@@ -36,7 +36,7 @@ func newKLDWriter(path string, vocab int) (*kldWriter, error) {
 	// Written to a temporary file renamed when complete, so a stopped run never leaves
 	// a truncated base that a later comparison would misread; created before the run,
 	// so that an unwritable destination fails first.
-	f, err := loader.CreateAtomic(context.Background(), path)
+	f, err := engine.CreateAtomic(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}

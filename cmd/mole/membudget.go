@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/sched"
 )
 
 // budgetFlags are --mem-budget and its companions (run, perplexity, serve).
@@ -37,7 +36,7 @@ func memBudgetFor(m *engine.Model, spec string) (int64, error) {
 		if err != nil {
 			return 0, nil // not an MWQ GGUF: runs as before
 		}
-		avail, err := sched.AvailableMemory()
+		avail, err := engine.AvailableMemory()
 		if err != nil {
 			return 0, nil
 		}
@@ -46,7 +45,7 @@ func memBudgetFor(m *engine.Model, spec string) (int64, error) {
 		}
 		return avail / 10 * 9, nil
 	}
-	n, err := sched.ParseSize(spec)
+	n, err := engine.ParseSize(spec)
 	if err != nil {
 		return 0, fmt.Errorf("--mem-budget: %w", err)
 	}
@@ -60,8 +59,8 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 	if err != nil || budget == 0 {
 		return "", err
 	}
-	o := sched.Options{Budget: budget}
-	if o.Policy, err = sched.ParsePolicy(bf.policy); err != nil {
+	o := engine.BudgetOptions{Budget: budget}
+	if o.Policy, err = engine.ParseCachePolicy(bf.policy); err != nil {
 		return "", fmt.Errorf("--cache-policy: %w", err)
 	}
 	if s := strings.TrimSpace(expertBits); s != "" {
@@ -75,9 +74,9 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 	if err != nil {
 		return "", fmt.Errorf("--mem-budget: %w", err)
 	}
-	prof, _ := sched.ReadProfile(sched.ProfilePath(lay.Path)) // mole profile, when run
+	prof, _ := engine.ReadProfile(engine.ProfilePath(lay.Path)) // mole profile, when run
 	o.Profile = prof
-	if o.Backend, err = sched.ParseBackend(bf.backend); err != nil {
+	if o.Backend, err = engine.ParseCacheIO(bf.backend); err != nil {
 		return "", err
 	}
 	c, err := m.SetMemBudget(o)
@@ -85,7 +84,7 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 		return "", fmt.Errorf("--mem-budget: %w", err)
 	}
 	io := o.Backend.String()
-	if o.Backend == sched.Pread {
+	if o.Backend == engine.CachePread {
 		if c.Stats().DirectIO {
 			io += " O_DIRECT"
 		} else {
@@ -94,22 +93,22 @@ func applyMemBudget(m *engine.Model, bf budgetFlags, expertBits string) (string,
 	}
 	withProf := "no profile"
 	if prof != nil {
-		withProf = "profile " + sched.ProfilePath(lay.Path)
+		withProf = "profile " + engine.ProfilePath(lay.Path)
 	}
 	widths := fmt.Sprintf("MWQ experts at %d..%d bits by hotness and budget", lay.BaseBits, lay.MaxBits)
 	switch {
 	case o.Bits > 0:
 		widths = fmt.Sprintf("MWQ experts at %d bits (--expert-bits)", o.Bits)
-	case o.Policy == sched.LRU:
+	case o.Policy == engine.LRU:
 		widths = fmt.Sprintf("MWQ experts at %d bits (lru4)", lay.MaxBits)
 	}
 	return fmt.Sprintf("%s, memory budget %s (resident %s, expert cache %s of %s expert planes), %s, %s, %s",
-		widths, sched.FormatSize(budget), sched.FormatSize(lay.Resident), sched.FormatSize(c.ExpertBudget()), sched.FormatSize(lay.ExpertBytes()), o.Policy, io, withProf), nil
+		widths, engine.FormatSize(budget), engine.FormatSize(lay.Resident), engine.FormatSize(c.ExpertBudget()), engine.FormatSize(lay.ExpertBytes()), o.Policy, io, withProf), nil
 }
 
 // describeCache summarises a budgeted run's cache: hits, bytes read, I/O wait and the
 // widths the experts ran at.
-func describeCache(c *sched.Cache) string {
+func describeCache(c *engine.ExpertCache) string {
 	st := c.Stats()
 	var mix []string
 	var runs int64
@@ -124,7 +123,7 @@ func describeCache(c *sched.Cache) string {
 		hit = 100 * float64(st.Hits) / float64(st.Hits+st.Misses)
 	}
 	s := fmt.Sprintf("expert cache: %d plane hits, %d misses (%.1f%% hits), %s read in %.0f ms, I/O wait %.0f ms, peak %s; expert runs by width: %s",
-		st.Hits, st.Misses, hit, sched.FormatSize(st.BytesLoaded), ms(st.ReadTime), ms(st.IOWait), sched.FormatSize(st.Peak), strings.Join(mix, ", "))
+		st.Hits, st.Misses, hit, engine.FormatSize(st.BytesLoaded), ms(st.ReadTime), ms(st.IOWait), engine.FormatSize(st.Peak), strings.Join(mix, ", "))
 	if st.Err != nil {
 		s += "; read error: " + st.Err.Error()
 	}

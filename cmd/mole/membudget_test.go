@@ -11,7 +11,6 @@ import (
 
 	"github.com/mole-llm/mole/bench"
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/loader"
 )
 
 // tinyMWQ writes a tiny random mwq24 model (bench's generator) and returns its path and
@@ -27,12 +26,7 @@ func tinyMWQ(t *testing.T) (string, int64, int64) {
 	if err := bench.GenerateGGUF(path, bench.GenOptions{Shape: shape, Arch: "olmoe", Scheme: "mwq24", Seed: 9}); err != nil {
 		t.Fatal(err)
 	}
-	lm, err := loader.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lm.Close()
-	m, err := engine.Load(lm)
+	m, err := engine.Open(path, engine.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

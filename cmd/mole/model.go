@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	"github.com/mole-llm/mole/engine"
 	"github.com/mole-llm/mole/engine/defaultmodel"
 	"github.com/mole-llm/mole/engine/tokenizer"
-	"github.com/mole-llm/mole/kernels"
-	"github.com/mole-llm/mole/loader"
 )
 
 // modelOpens counts the models openFiles has started to open, so tests can check that a
@@ -22,16 +19,16 @@ import (
 var modelOpens atomic.Int64
 
 // openFiles opens path, or the embedded default model when path is "". Errors name the path.
-func openFiles(path string) (*loader.Model, string, error) {
+func openFiles(path string) (*engine.File, string, error) {
 	modelOpens.Add(1)
 	if path == "" {
-		lm, err := defaultmodel.Open()
+		lm, err := engine.OpenHFFiles(defaultmodel.Name, defaultmodel.Files())
 		if err != nil {
 			return nil, "", fmt.Errorf("embedded model %s: %w", defaultmodel.Name, err)
 		}
 		return lm, defaultmodel.Name, nil
 	}
-	lm, err := loader.Open(path)
+	lm, err := engine.OpenFile(path)
 	if err != nil {
 		if !strings.Contains(err.Error(), path) {
 			err = fmt.Errorf("%s: %w", path, err)
@@ -43,7 +40,7 @@ func openFiles(path string) (*loader.Model, string, error) {
 
 // loadedModel is an opened and bound model with how long that took.
 type loadedModel struct {
-	files    *loader.Model
+	files    *engine.File
 	model    *engine.Model
 	name     string
 	loadTime time.Duration
@@ -91,7 +88,7 @@ func (mf *modelFlags) registerBasic(cmd *cobra.Command) {
 	// GOMAXPROCS, not the core count: it follows the cgroup quota and the affinity mask,
 	// where cpuid on a VM may report hundreds of cores the process cannot use.
 	fs.IntVarP(&mf.threads, "threads", "t", 0, threadsHelp)
-	fs.StringVar(&mf.load, "load", loader.LoadMmap.String(),
+	fs.StringVar(&mf.load, "load", engine.LoadMmap.String(),
 		"where weights live: mmap (the file's pages in place: quick start, shared page cache) or copy (read once into private huge-page memory)")
 	fs.StringVar(&mf.isa, "isa", "", "force a kernel path: avx512, avxvnni, avx2, neon or generic (default: the best the CPU has, or MOLE_ISA)")
 }
@@ -102,11 +99,11 @@ func (mf *modelFlags) validate() error {
 	if err := atLeast("--threads", mf.threads, 0, "0 (GOMAXPROCS) or more"); err != nil {
 		return err
 	}
-	if _, err := loader.ParseLoadMode(mf.load); err != nil {
+	if _, err := engine.ParseLoadMode(mf.load); err != nil {
 		return fmt.Errorf("--load: %w", err)
 	}
 	if mf.isa != "" {
-		if _, err := kernels.ParseISA(mf.isa); err != nil {
+		if _, err := engine.ParseISA(mf.isa); err != nil {
 			return fmt.Errorf("--isa: %w", err)
 		}
 	}
@@ -119,21 +116,21 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 	if err := mf.validate(); err != nil {
 		return nil, err
 	}
-	mode, _ := loader.ParseLoadMode(mf.load)
+	mode, _ := engine.ParseLoadMode(mf.load)
 	restore := func() {}
 	if mf.isa != "" {
-		want, err := kernels.ParseISA(mf.isa)
+		want, err := engine.ParseISA(mf.isa)
 		if err != nil {
 			return nil, fmt.Errorf("--isa: %w", err)
 		}
-		prev, err := kernels.SetISA(want)
+		prev, err := engine.SetISA(want)
 		if err != nil {
-			fmt.Fprintf(warn, "mole: warning: --isa %s: this CPU or build lacks it; using %s\n", want, kernels.Active())
+			fmt.Fprintf(warn, "mole: warning: --isa %s: this CPU or build lacks it; using %s\n", want, engine.ActiveISA())
 		} else {
-			restore = func() { kernels.SetISA(prev) }
+			restore = func() { engine.SetISA(prev) }
 		}
-	} else if kernels.ISAWarning != "" {
-		fmt.Fprintf(warn, "mole: warning: %s\n", kernels.ISAWarning)
+	} else if w := engine.ISAWarning(); w != "" {
+		fmt.Fprintf(warn, "mole: warning: %s\n", w)
 	}
 	lm, err := loadModelMode(mf.path, mf.threads, mode)
 	if err != nil {
@@ -160,22 +157,16 @@ func (mf *modelFlags) open(warn io.Writer) (*loadedModel, error) {
 // loadModel opens path (or the embedded model) with its weights in place and threads
 // workers (0: GOMAXPROCS).
 func loadModel(path string, threads int) (*loadedModel, error) {
-	return loadModelMode(path, threads, loader.LoadMmap)
+	return loadModelMode(path, threads, engine.LoadMmap)
 }
 
-func loadModelMode(path string, threads int, mode loader.LoadMode) (*loadedModel, error) {
+func loadModelMode(path string, threads int, mode engine.LoadMode) (*loadedModel, error) {
 	t0 := time.Now()
 	lm, name, err := openFiles(path)
 	if err != nil {
 		return nil, err
 	}
-	// Before engine.Load: the engine's matrices are views of the tensors as they are
-	// when it binds them.
-	if err := lm.Apply(loader.OpenOptions{Load: mode}); err != nil {
-		lm.Close()
-		return nil, err
-	}
-	m, err := engine.Load(lm)
+	m, err := lm.Bind(engine.OpenOptions{Load: mode, Threads: threads})
 	if err != nil {
 		lm.Close()
 		if !strings.Contains(err.Error(), name) {
@@ -188,15 +179,12 @@ func loadModelMode(path string, threads int, mode loader.LoadMode) (*loadedModel
 		lm.Close()
 		return nil, fmt.Errorf("%s: the model files carry no tokenizer", name)
 	}
-	if threads > 0 && threads != m.Threads() {
-		m.SetThreads(threads)
-	}
 	return &loadedModel{files: lm, model: m, name: name, loadTime: time.Since(t0)}, nil
 }
 
 // describe is the one-line summary of how the model runs, for stderr.
 func (l *loadedModel) describe() string {
-	d := fmt.Sprintf("%d threads, kernels %s, weights %s", l.model.Threads(), kernels.Active(), l.files.LoadMode())
+	d := fmt.Sprintf("%d threads, kernels %s, weights %s", l.model.Threads(), engine.ActiveISA(), l.files.LoadMode())
 	if l.mwq != "" {
 		d += ", " + l.mwq
 	}
@@ -219,15 +207,7 @@ func loadTokenizer(path string) (*tokenizer.Tokenizer, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var tok *tokenizer.Tokenizer
-	switch {
-	case lm.GGUF != nil:
-		tok, err = tokenizer.FromGGUF(lm.GGUF)
-	case lm.HF != nil:
-		tok, err = tokenizer.FromHF(lm.HF)
-	default:
-		err = errors.New("no tokenizer")
-	}
+	tok, err := lm.Tokenizer()
 	if err != nil {
 		lm.Close()
 		return nil, nil, fmt.Errorf("%s: tokenizer: %w", name, err)

@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/mole-llm/mole/loader"
-	"github.com/mole-llm/mole/sched"
+	"github.com/mole-llm/mole/engine"
 )
 
 func newProfileCmd() *cobra.Command {
@@ -53,12 +52,12 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			}
 			// The profile's temporary file is created before the measurements, so that
 			// an unwritable directory fails now and not after them.
-			dst, err := loader.CreateAtomic(cmd.Context(), sched.ProfilePath(path))
+			dst, err := engine.CreateAtomic(cmd.Context(), engine.ProfilePath(path))
 			if err != nil {
 				return err
 			}
 			defer dst.Abort()
-			io, err := sched.MeasureIO(lay, samples)
+			io, err := engine.MeasureIO(lay, samples)
 			if err != nil {
 				return fmt.Errorf("%s: measuring loads: %w", path, err)
 			}
@@ -69,7 +68,7 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			if err != nil {
 				return err
 			}
-			p := &sched.Profile{Model: path, Created: time.Now().UTC().Format(time.RFC3339), IO: io}
+			p := &engine.DeviceProfile{Model: path, Created: time.Now().UTC().Format(time.RFC3339), IO: io}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "T_io (median of %d cold loads of one plane: gate, up and down)\n\n", samples)
 			fmt.Fprintf(out, "| backend | plane | bytes | µs | MB/s |\n|---|---|---:|---:|---:|\n")
@@ -83,11 +82,11 @@ The model must be a GGUF file with MWQ experts (mole quantize --type mwq24).`,
 			fmt.Fprintf(out, "\nT_comp (one expert, one token, %d threads)\n\n| bits | µs |\n|---:|---:|\n", lm.model.Threads())
 			for b, d := range comp {
 				if d > 0 {
-					p.Comp = append(p.Comp, sched.CompPoint{Bits: b, Micros: float64(d.Nanoseconds()) / 1e3})
+					p.Comp = append(p.Comp, engine.ComputePoint{Bits: b, Micros: float64(d.Nanoseconds()) / 1e3})
 					fmt.Fprintf(out, "| %d | %.1f |\n", b, float64(d.Nanoseconds())/1e3)
 				}
 			}
-			if err := sched.EncodeProfile(dst, p); err != nil {
+			if err := engine.EncodeProfile(dst, p); err != nil {
 				return fmt.Errorf("write %s: %w", dst.Path(), err)
 			}
 			if err := dst.Commit(); err != nil {

@@ -13,8 +13,6 @@ import (
 
 	"github.com/mole-llm/mole/cmd/mole/internal/tty"
 	"github.com/mole-llm/mole/engine"
-	"github.com/mole-llm/mole/loader"
-	"github.com/mole-llm/mole/quant"
 )
 
 func newQuantizeCmd() *cobra.Command {
@@ -55,14 +53,14 @@ in the file's metadata (mole info shows them). The output appears only when comp
 			if out == "" {
 				return errors.New("quantize needs an output file: -o OUT")
 			}
-			var rt loader.DType
+			var rt engine.DType
 			switch router {
 			case "f16":
-				rt = loader.F16
+				rt = engine.F16
 			case "q8":
-				rt = loader.Q8_0
+				rt = engine.Q8_0
 			case "f32":
-				rt = loader.F32
+				rt = engine.F32
 			default:
 				return fmt.Errorf("--router %q: want f16 or q8 (routers are never 4-bit)", router)
 			}
@@ -73,7 +71,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 			}
 			defer lm.Close()
 			m := lm.model
-			text, calibName := quant.BuiltinCalibration, "builtin"
+			text, calibName := engine.BuiltinCalibration(), "builtin"
 			if calib != "" {
 				b, err := os.ReadFile(calib)
 				if err != nil {
@@ -83,7 +81,7 @@ in the file's metadata (mole info shows them). The output appears only when comp
 			}
 			o := engine.QuantizeOptions{
 				Scheme: typ, Router: rt, CalibName: calibName, Window: window,
-				NoSmooth: noSmooth, DGQ: quant.DGQOptions{FullRowError: fullRow, Damp: damp},
+				NoSmooth: noSmooth, DGQ: engine.DGQOptions{FullRowError: fullRow, Damp: damp},
 				Calib: m.Tok.Encode(text, false, false),
 			}
 			if err := setMWQ(&o, typ); err != nil {
@@ -138,24 +136,24 @@ var setMWQ = func(o *engine.QuantizeOptions, typ string) error {
 }
 
 // paramCount is the number of parameters of a model: the elements of its tensors.
-func paramCount(lm *loader.Model) int64 {
+func paramCount(lm *engine.File) int64 {
 	var n int64
-	for _, t := range lm.Tensors {
-		n += int64(t.Elems())
+	for _, t := range lm.Tensors() {
+		n += t.Elems()
 	}
 	return n
 }
 
 // tensorBytes is the bytes of all tensors in a model file (what bits per weight count).
 func tensorBytes(path string) int64 {
-	lm, err := loader.Open(path)
+	lm, err := engine.OpenFile(path)
 	if err != nil {
 		return 0
 	}
 	defer lm.Close()
 	var n int64
-	for _, t := range lm.Tensors {
-		n += int64(len(t.Data))
+	for _, t := range lm.Tensors() {
+		n += t.Bytes
 	}
 	return n
 }
@@ -213,28 +211,25 @@ func (b *bar) done(err error) {
 
 // quantInfo describes the mole.quant.* metadata of a file written by mole quantize ("" for
 // other files), for mole info.
-func quantInfo(lm *loader.Model) string {
-	if lm.GGUF == nil {
-		return ""
-	}
-	scheme, ok := lm.GGUF.String("mole.quant.scheme")
+func quantInfo(lm *engine.File) string {
+	scheme, ok := lm.MetaString("mole.quant.scheme")
 	if !ok {
 		return ""
 	}
 	s := "scheme " + scheme
-	if g, ok := lm.GGUF.Uint("mole.quant.group_size"); ok {
+	if g, ok := lm.MetaUint("mole.quant.group_size"); ok {
 		s += fmt.Sprintf(", group size %d", g)
 	}
-	if r, ok := lm.GGUF.String("mole.quant.router"); ok {
+	if r, ok := lm.MetaString("mole.quant.router"); ok {
 		s += ", router " + r
 	}
-	if c, ok := lm.GGUF.String("mole.quant.calibration"); ok {
-		n, _ := lm.GGUF.Uint("mole.quant.calibration_tokens")
-		sm, _ := lm.GGUF.Uint("mole.quant.smoothed_channels")
+	if c, ok := lm.MetaString("mole.quant.calibration"); ok {
+		n, _ := lm.MetaUint("mole.quant.calibration_tokens")
+		sm, _ := lm.MetaUint("mole.quant.smoothed_channels")
 		s += fmt.Sprintf(", calibration %s (%d tokens, %d channels smoothed)", c, n, sm)
 	}
-	if b, ok := lm.GGUF.Uint("mole.mwq.base_bits"); ok {
-		mb, _ := lm.GGUF.Uint("mole.mwq.max_bits")
+	if b, ok := lm.MetaUint("mole.mwq.base_bits"); ok {
+		mb, _ := lm.MetaUint("mole.mwq.max_bits")
 		s += fmt.Sprintf(", MWQ bits %d..%d", b, mb)
 	}
 	return s
