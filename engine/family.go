@@ -257,3 +257,29 @@ var defaultHFNames = naming{
 	ShGate:  hfLayer + "mlp.shared_expert.gate_proj.weight", ShUp: hfLayer + "mlp.shared_expert.up_proj.weight",
 	ShDown: hfLayer + "mlp.shared_expert.down_proj.weight", ShGateInp: hfLayer + "mlp.shared_expert_gate.weight",
 }
+
+// FamilyInfo is the part of a family's data that tools outside the engine use: bench's
+// gen-model writes random models with the family's parts and constants.
+type FamilyInfo struct {
+	Name     string // Config.Family
+	GGUFArch string // general.architecture llama.cpp writes it as
+	MoE      bool   // routed experts (false: a dense FFN in every block)
+	QKVBias  bool   // q/k/v projection biases
+	QKNorm   string // Config.QKNorm: "", "head" or "full"
+	// SharedExpert is the shared expert next to the routed ones: "" none, "sigmoid" one
+	// scaled by sigmoid(ShGateInp·x) (Qwen2-MoE).
+	SharedExpert string
+	NormTopK     bool    // llama.cpp's default top-k renormalisation (<arch>.expert_weights_norm)
+	RopeTheta    float64 // the family's usual RoPE base
+	NormEps      float32 // the family's usual RMSNorm epsilon
+}
+
+// LookupFamily returns the data of the family called name (an entry of Families).
+func LookupFamily(name string) (FamilyInfo, bool) {
+	f := familyByName(name)
+	if f == nil {
+		return FamilyInfo{}, false
+	}
+	return FamilyInfo{Name: f.name, GGUFArch: f.gguf, MoE: f.moe, QKVBias: f.qkvBias, QKNorm: f.qkNorm,
+		SharedExpert: f.sharedExpert, NormTopK: f.normTopKGGUF, RopeTheta: f.genRopeTheta, NormEps: f.genNormEps}, true
+}
