@@ -95,6 +95,12 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 		return fmt.Errorf("write GGUF: family %q has no GGUF architecture", c.Family)
 	}
 	arch := fam.gguf
+	// The writer names tensors as llama.cpp does (defaultGGUFNames), and so do Quantize
+	// and the calibration statistics; a family whose GGUF names differ is read but not
+	// yet written.
+	if fam.ggufNames != defaultGGUFNames {
+		return fmt.Errorf("write GGUF: family %s has its own GGUF tensor names, which the writer does not support", fam.name)
+	}
 	ft, ok := ggufFileType[dtype]
 	if !ok {
 		return fmt.Errorf("write GGUF: cannot write weights as %v (F32, F16, BF16, Q8_0, Q4_0)", dtype)
