@@ -57,26 +57,23 @@ func Load(lm *loader.Model) (*Model, error) {
 	var (
 		cfg    Config
 		fam    *family
-		names  naming
 		sparse []bool
 		err    error
 	)
 	switch {
 	case lm.GGUF != nil:
 		cfg, fam, sparse, err = ggufConfig(lm.GGUF)
-		if fam != nil {
-			names = fam.ggufNames
-		}
 	case lm.HF != nil:
 		cfg, fam, sparse, err = hfConfig(lm.HF.ConfigJSON)
-		if fam != nil {
-			names = fam.hfNames
-		}
 	default:
 		return nil, fmt.Errorf("%s: neither a GGUF file nor a safetensors folder", lm.Path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", lm.Path, err)
+	}
+	names := fam.hfNames
+	if lm.GGUF != nil {
+		names = fam.ggufNames
 	}
 	m := &Model{Config: cfg, src: lm}
 	if err := m.bind(lm, fam, names, sparse); err != nil {
@@ -169,6 +166,8 @@ func ggufConfig(g *loader.GGUFFile) (Config, *family, []bool, error) {
 		return c, fam, nil, fmt.Errorf("%s.attention.head_count = %d, head_count_kv = %d", arch, c.NHead, c.NKVHead)
 	}
 	c.HeadDim = u(k.HeadDim, c.NEmbd/c.NHead)
+	// What the blocks do not implement is refused under llama.cpp's own keys; a family
+	// that implements it gets configKeys fields for them.
 	if vl := u([]string{"attention.value_length"}, c.HeadDim); vl != c.HeadDim {
 		return c, fam, nil, fmt.Errorf("%s.attention.value_length %d != key_length %d is not supported", arch, vl, c.HeadDim)
 	}
