@@ -168,9 +168,11 @@ func (f *family) check() error {
 
 // configKeys names, for each Config field read from metadata, the keys that give it:
 // config.json keys for a Hugging Face folder, keys after "<general.architecture>." for a
-// GGUF file. The first key present wins; with none present the field takes its default
-// (def*, or for NKVHead, HeadDim and NFFExpert the field they derive from, see
-// hfConfig and ggufConfig). A required field has no default.
+// GGUF file. The first key present wins; with none present the field takes its default:
+// the Def fields, the family's normTopKHF/normTopKGGUF, 0 or false, or for NKVHead,
+// HeadDim and NFFExpert the field they derive from (hfConfig, ggufConfig). A required
+// field has no default. GGUF files have no Vocab (the embedding gives it) nor Tied
+// (a missing output.weight says it).
 type configKeys struct {
 	NLayer, NEmbd, NHead                 []string // required
 	NKVHead, HeadDim, NFF, Vocab, CtxLen []string
