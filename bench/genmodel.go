@@ -72,9 +72,20 @@ func PresetByName(name string) (Shape, error) {
 	return Shape{}, fmt.Errorf("unknown preset %q (have %s)", name, strings.Join(names, ", "))
 }
 
-// Archs are the --arch values GenerateGGUF writes. "mixtral" is written as llama.cpp
-// writes Mixtral: general.architecture "llama" with expert_count.
-var Archs = []string{"mixtral", "qwen2moe", "qwen3moe", "olmoe", "llama"}
+// Archs are the --arch values GenerateGGUF writes: every engine family, the MoE ones
+// (what gen-model is for) first. "mixtral" is written as llama.cpp writes Mixtral:
+// general.architecture "llama" with expert_count.
+var Archs = func() []string {
+	var moe, dense []string
+	for _, name := range engine.Families {
+		if f, _ := engine.LookupFamily(name); f.MoE {
+			moe = append(moe, name)
+		} else {
+			dense = append(dense, name)
+		}
+	}
+	return append(moe, dense...)
+}()
 
 // GenOptions says what GenerateGGUF writes.
 type GenOptions struct {
@@ -105,26 +116,6 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
 	p.report(p.done, p.total)
 	return len(b), nil
-}
-
-// archSpec is what an architecture adds to a shape.
-type archSpec struct {
-	gguf      string  // general.architecture
-	bias      bool    // q/k/v biases (Qwen2)
-	qkNorm    string  // "", "head" (Qwen3-MoE) or "full" (OLMoE)
-	shared    bool    // a sigmoid-gated shared expert (Qwen2-MoE)
-	dense     bool    // a dense FFN instead of experts (Llama)
-	normTopK  bool    // written as expert_weights_norm
-	ropeTheta float32 // the family's usual RoPE base
-	eps       float32
-}
-
-var archSpecs = map[string]archSpec{
-	"mixtral":  {gguf: "llama", normTopK: true, ropeTheta: 1e6, eps: 1e-5},
-	"qwen2moe": {gguf: "qwen2moe", bias: true, shared: true, ropeTheta: 1e6, eps: 1e-6},
-	"qwen3moe": {gguf: "qwen3moe", qkNorm: "head", normTopK: true, ropeTheta: 1e6, eps: 1e-6},
-	"olmoe":    {gguf: "olmoe", qkNorm: "full", ropeTheta: 1e4, eps: 1e-5},
-	"llama":    {gguf: "llama", dense: true, ropeTheta: 1e4, eps: 1e-5},
 }
 
 var fileTypes = map[loader.DType]uint32{loader.F32: 0, loader.F16: 1, loader.Q4_0: 2, loader.Q8_0: 7, loader.BF16: 32}
@@ -158,7 +149,7 @@ type genTensor struct {
 // plan lists the tensors of a generated model in llama.cpp's names, in file order.
 // With a mole scheme, weight matrices become the scheme's tensors (moleMatrix), the
 // embedding and routers F16.
-func plan(s Shape, a archSpec, dt loader.DType, scheme string) []genTensor {
+func plan(s Shape, a engine.FamilyInfo, dt loader.DType, scheme string) []genTensor {
 	var ts []genTensor
 	var mat func(name string, d loader.DType, shape ...int)
 	// router is a router's matrix: F32 as llama.cpp (and llama-quantize) keep them, F16
@@ -206,12 +197,12 @@ func plan(s Shape, a archSpec, dt loader.DType, scheme string) []genTensor {
 		mat(n("attn_k.weight"), dt, kvDim, s.NEmbd)
 		mat(n("attn_v.weight"), dt, kvDim, s.NEmbd)
 		mat(n("attn_output.weight"), dt, s.NEmbd, qDim)
-		if a.bias {
+		if a.QKVBias {
 			vec(n("attn_q.bias"), qDim, 0.02, 0)
 			vec(n("attn_k.bias"), kvDim, 0.02, 0)
 			vec(n("attn_v.bias"), kvDim, 0.02, 0)
 		}
-		switch a.qkNorm {
+		switch a.QKNorm {
 		case "head":
 			vec(n("attn_q_norm.weight"), s.HeadDim, 0, 1)
 			vec(n("attn_k_norm.weight"), s.HeadDim, 0, 1)
@@ -220,7 +211,7 @@ func plan(s Shape, a archSpec, dt loader.DType, scheme string) []genTensor {
 			vec(n("attn_k_norm.weight"), kvDim, 0, 1)
 		}
 		vec(n("ffn_norm.weight"), s.NEmbd, 0, 1)
-		if a.dense {
+		if !a.MoE {
 			mat(n("ffn_gate.weight"), dt, s.NFFExpert, s.NEmbd)
 			mat(n("ffn_up.weight"), dt, s.NFFExpert, s.NEmbd)
 			mat(n("ffn_down.weight"), dt, s.NEmbd, s.NFFExpert)
@@ -230,7 +221,7 @@ func plan(s Shape, a archSpec, dt loader.DType, scheme string) []genTensor {
 		mat(n("ffn_gate_exps.weight"), dt, s.NExpert, s.NFFExpert, s.NEmbd)
 		mat(n("ffn_up_exps.weight"), dt, s.NExpert, s.NFFExpert, s.NEmbd)
 		mat(n("ffn_down_exps.weight"), dt, s.NExpert, s.NEmbd, s.NFFExpert)
-		if a.shared {
+		if a.SharedExpert != "" {
 			sh := sharedWidth(s)
 			vec(n("ffn_gate_inp_shexp.weight"), s.NEmbd, float32(math.Sqrt(3/float64(s.NEmbd))), 0)
 			mat(n("ffn_gate_shexp.weight"), dt, sh, s.NEmbd)
@@ -247,7 +238,7 @@ func sharedWidth(s Shape) int { return s.NExpertUsed * s.NFFExpert }
 
 // ParamCount returns the number of weights a generated model of this shape and arch has.
 func ParamCount(s Shape, arch string) (int64, error) {
-	a, ok := archSpecs[arch]
+	a, ok := engine.LookupFamily(arch)
 	if !ok {
 		return 0, fmt.Errorf("unknown arch %q (want %s)", arch, strings.Join(Archs, ", "))
 	}
@@ -266,7 +257,7 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 	if arch == "" {
 		arch = s.Arch
 	}
-	a, ok := archSpecs[arch]
+	a, ok := engine.LookupFamily(arch)
 	if !ok {
 		return nil, fmt.Errorf("unknown arch %q (want %s)", arch, strings.Join(Archs, ", "))
 	}
@@ -278,14 +269,14 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 	} else if !ok {
 		return nil, fmt.Errorf("cannot write weights as %v (f32, f16, bf16, q8_0, q4_0)", o.Type)
 	}
-	if a.dense {
+	if !a.MoE {
 		s.NExpert, s.NExpertUsed = 0, 0
 	}
 	if s.NHead == 0 || s.NKVHead == 0 || s.NHead%s.NKVHead != 0 || s.Vocab < 300 {
 		return nil, fmt.Errorf("preset %s: %d heads over %d KV heads, vocab %d: not a usable shape", s.Name, s.NHead, s.NKVHead, s.Vocab)
 	}
 	w := loader.NewGGUFWriter()
-	g := a.gguf
+	g := a.GGUFArch
 	w.Set("general.architecture", loader.StringValue(g))
 	w.Set("general.name", loader.StringValue(fmt.Sprintf("mole random %s %s", s.Name, arch)))
 	if o.Scheme == "" {
@@ -307,16 +298,16 @@ func NewGGUFWriter(o GenOptions) (*loader.GGUFWriter, error) {
 	u("attention.value_length", s.HeadDim)
 	u("rope.dimension_count", s.HeadDim)
 	u("vocab_size", s.Vocab)
-	w.Set(g+".rope.freq_base", loader.Float32Value(a.ropeTheta))
-	w.Set(g+".attention.layer_norm_rms_epsilon", loader.Float32Value(a.eps))
-	if !a.dense {
+	w.Set(g+".rope.freq_base", loader.Float32Value(float32(a.RopeTheta)))
+	w.Set(g+".attention.layer_norm_rms_epsilon", loader.Float32Value(a.NormEps))
+	if a.MoE {
 		u("expert_count", s.NExpert)
 		u("expert_used_count", s.NExpertUsed)
 		u("expert_feed_forward_length", s.NFFExpert)
-		if a.shared {
+		if a.SharedExpert != "" {
 			u("expert_shared_feed_forward_length", sharedWidth(s))
 		}
-		w.Set(g+".expert_weights_norm", loader.BoolValue(a.normTopK))
+		w.Set(g+".expert_weights_norm", loader.BoolValue(a.NormTopK))
 	}
 	setVocab(w, s.Vocab)
 	for _, t := range plan(s, a, o.Type, o.Scheme) {

@@ -45,7 +45,8 @@ const (
 // ChatFormatFor chooses the layout for a model. template is the raw chat template from the
 // model's metadata (GGUF tokenizer.chat_template or tokenizer_config.json chat_template,
 // may be ""); family is the model family (engine Config.Family, e.g. "qwen2moe",
-// "mixtral"); instTokens reports whether the vocabulary has [INST] as a token, the sign of
+// "mixtral", or a dense relative a family lists as a chat alias, e.g. "qwen3"; the
+// fallbacks are the families' chat fields, family.go); instTokens reports whether the vocabulary has [INST] as a token, the sign of
 // a Mistral-instruct tokenizer on llama-architecture models.
 //
 // The template's markers win over the family because fine-tunes change templates.
@@ -59,17 +60,14 @@ func ChatFormatFor(template, family string, instTokens bool) ChatFormat {
 		// An unknown template: better a neutral layout than another model's markers.
 		return Plain
 	}
-	switch strings.ToLower(family) {
-	case "qwen2moe", "qwen3moe", "qwen2", "qwen3", "olmoe":
-		return ChatML
-	case "mixtral", "mistral":
-		return Mistral
-	case "llama":
-		if instTokens {
-			return Mistral
-		}
+	f := familyForChat(family)
+	switch {
+	case f == nil:
+		return Plain
+	case instTokens && f.chatInst != "":
+		return f.chatInst
 	}
-	return Plain
+	return f.chat
 }
 
 // ApplyChatTemplate renders msgs in format f. With addGenerationPrompt the text ends where

@@ -3,7 +3,7 @@ package engine
 // Config describes a model's shape and the conventions its family uses.
 type Config struct {
 	Arch   string // GGUF general.architecture, or the HF architectures[0] class name
-	Family string // "llama", "mixtral", "qwen2moe", "qwen3moe" or "olmoe"
+	Family string // an entry of Families: "llama", "mixtral", "qwen2moe", "qwen3moe" or "olmoe"
 	Format string // "gguf" or "safetensors"
 
 	NLayer      int
@@ -20,8 +20,9 @@ type Config struct {
 	CtxLen      int // training context length
 
 	RopeTheta float64
-	// RopeNeoX selects rotate-half pairs (i, i+d/2). It is false only for llama-family
-	// GGUF files, whose q/k rows llama.cpp's converter permuted into interleaved pairs.
+	// RopeNeoX selects rotate-half pairs (i, i+d/2). It is false for GGUF files of
+	// families whose q/k rows llama.cpp's converter permutes into interleaved pairs
+	// (Llama, Mixtral: family.ggufPermuteQK).
 	RopeNeoX bool
 	NormEps  float32
 

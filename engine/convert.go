@@ -11,12 +11,6 @@ import (
 	"github.com/mole-llm/mole/loader"
 )
 
-// ggufArch is the llama.cpp architecture name each family is written as. Mixtral is
-// arch "llama" with expert metadata, as llama.cpp's converter writes it.
-var ggufArch = map[string]string{
-	"llama": "llama", "mixtral": "llama", "qwen2moe": "qwen2moe", "qwen3moe": "qwen3moe", "olmoe": "olmoe",
-}
-
 // llama.cpp's general.file_type values for the weight types mole writes.
 var ggufFileType = map[loader.DType]uint32{loader.F32: 0, loader.F16: 1, loader.Q4_0: 2, loader.Q8_0: 7, loader.BF16: 32}
 
@@ -28,11 +22,11 @@ const ggufQuantVersion = 2
 // (F32, F16, BF16, Q8_0 or Q4_0; a matrix whose rows do not split into 32-element
 // blocks falls back to F16, as llama-quantize does) and vectors and routers in F32.
 //
-// For arch "llama" (Llama, Mixtral) the q/k rows of a Hugging Face model are permuted
-// from rotate-half pairs (i, i+d/2) into interleaved pairs (2i, 2i+1), exactly as
-// llama.cpp's convert_hf_to_gguf.py does, because llama.cpp applies interleaved RoPE to
-// that arch. Qwen and OLMoE GGUFs keep the Hugging Face order (llama.cpp uses NeoX RoPE
-// for them).
+// For families whose ggufPermuteQK is set (arch "llama": Llama, Mixtral) the q/k rows
+// of a Hugging Face model are permuted from rotate-half pairs (i, i+d/2) into
+// interleaved pairs (2i, 2i+1), exactly as llama.cpp's convert_hf_to_gguf.py does,
+// because llama.cpp applies interleaved RoPE to that arch. Qwen and OLMoE GGUFs keep the
+// Hugging Face order (llama.cpp uses NeoX RoPE for them).
 //
 // Tokenizer metadata is copied when m was loaded from a GGUF file; a Hugging Face
 // tokenizer is converted as llama.cpp's converter does (see setGGUFVocab).
@@ -96,9 +90,16 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 	path := out.Path()
 	c := &m.Config
 	dtype := o.DType
-	arch, ok := ggufArch[c.Family]
-	if !ok {
+	fam := familyByName(c.Family)
+	if fam == nil {
 		return fmt.Errorf("write GGUF: family %q has no GGUF architecture", c.Family)
+	}
+	arch := fam.gguf
+	// The writer names tensors as llama.cpp does (defaultGGUFNames), and so do Quantize
+	// and the calibration statistics; a family whose GGUF names differ is read but not
+	// yet written.
+	if fam.ggufNames != defaultGGUFNames {
+		return fmt.Errorf("write GGUF: family %s has its own GGUF tensor names, which the writer does not support", fam.name)
 	}
 	ft, ok := ggufFileType[dtype]
 	if !ok {
@@ -126,7 +127,7 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 	u("context_length", c.CtxLen)
 	u("embedding_length", c.NEmbd)
 	ff := c.NFF
-	if c.Family == "mixtral" || ff == 0 {
+	if fam.ggufFFIsExpertWidth || ff == 0 {
 		ff = c.NFFExpert // llama.cpp reads the expert width from here for arch llama
 	}
 	u("feed_forward_length", ff)
@@ -168,7 +169,7 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 		}
 	}
 
-	permute := arch == "llama" && c.RopeNeoX
+	permute := fam.ggufPermuteQK && c.RopeNeoX
 	var err error
 	add := func(name string, dt loader.DType, shape []int, data []byte) {
 		if err == nil {

@@ -53,95 +53,33 @@ type Layer struct {
 	Latent *LatentFFN
 }
 
-// naming gives a family's tensor names. Templates take the layer (and expert) index.
-type naming struct {
-	embed, outNorm, output                                  string
-	attnNorm, q, k, v, o, qBias, kBias, vBias, oBias, qNorm string
-	kNorm, ffnNorm, router, gate, up, down                  string
-	expGate, expUp, expDown                                 string // per expert: layer, expert
-	stackGate, stackUp, stackDown                           string // stacked [NExpert, rows, cols]: layer
-	shGate, shUp, shDown, shGateInp                         string
-}
-
-// ggufNames are llama.cpp's tensor names, shared by every family. Per-expert names are
-// the layout of Mixtral GGUFs written before llama.cpp stacked experts.
-var ggufNames = naming{
-	embed: "token_embd.weight", outNorm: "output_norm.weight", output: "output.weight",
-	attnNorm: "blk.%d.attn_norm.weight",
-	q:        "blk.%d.attn_q.weight", k: "blk.%d.attn_k.weight", v: "blk.%d.attn_v.weight", o: "blk.%d.attn_output.weight",
-	qBias: "blk.%d.attn_q.bias", kBias: "blk.%d.attn_k.bias", vBias: "blk.%d.attn_v.bias", oBias: "blk.%d.attn_output.bias",
-	qNorm: "blk.%d.attn_q_norm.weight", kNorm: "blk.%d.attn_k_norm.weight",
-	ffnNorm: "blk.%d.ffn_norm.weight", router: "blk.%d.ffn_gate_inp.weight",
-	gate: "blk.%d.ffn_gate.weight", up: "blk.%d.ffn_up.weight", down: "blk.%d.ffn_down.weight",
-	expGate: "blk.%d.ffn_gate.%d.weight", expUp: "blk.%d.ffn_up.%d.weight", expDown: "blk.%d.ffn_down.%d.weight",
-	stackGate: "blk.%d.ffn_gate_exps.weight", stackUp: "blk.%d.ffn_up_exps.weight", stackDown: "blk.%d.ffn_down_exps.weight",
-	shGate: "blk.%d.ffn_gate_shexp.weight", shUp: "blk.%d.ffn_up_shexp.weight", shDown: "blk.%d.ffn_down_shexp.weight",
-	shGateInp: "blk.%d.ffn_gate_inp_shexp.weight",
-}
-
-// hfNames returns the Hugging Face names of a family. Only the MoE block differs:
-// Mixtral calls it block_sparse_moe with w1 (gate), w3 (up), w2 (down).
-func hfNames(family string) naming {
-	p := "model.layers.%d."
-	n := naming{
-		embed: "model.embed_tokens.weight", outNorm: "model.norm.weight", output: "lm_head.weight",
-		attnNorm: p + "input_layernorm.weight",
-		q:        p + "self_attn.q_proj.weight", k: p + "self_attn.k_proj.weight", v: p + "self_attn.v_proj.weight", o: p + "self_attn.o_proj.weight",
-		qBias: p + "self_attn.q_proj.bias", kBias: p + "self_attn.k_proj.bias", vBias: p + "self_attn.v_proj.bias", oBias: p + "self_attn.o_proj.bias",
-		qNorm: p + "self_attn.q_norm.weight", kNorm: p + "self_attn.k_norm.weight",
-		ffnNorm: p + "post_attention_layernorm.weight",
-		gate:    p + "mlp.gate_proj.weight", up: p + "mlp.up_proj.weight", down: p + "mlp.down_proj.weight",
-		router:  p + "mlp.gate.weight",
-		expGate: p + "mlp.experts.%d.gate_proj.weight", expUp: p + "mlp.experts.%d.up_proj.weight", expDown: p + "mlp.experts.%d.down_proj.weight",
-		shGate: p + "mlp.shared_expert.gate_proj.weight", shUp: p + "mlp.shared_expert.up_proj.weight", shDown: p + "mlp.shared_expert.down_proj.weight",
-		shGateInp: p + "mlp.shared_expert_gate.weight",
-	}
-	if family == "mixtral" {
-		n.router = p + "block_sparse_moe.gate.weight"
-		n.expGate = p + "block_sparse_moe.experts.%d.w1.weight"
-		n.expUp = p + "block_sparse_moe.experts.%d.w3.weight"
-		n.expDown = p + "block_sparse_moe.experts.%d.w2.weight"
-	}
-	return n
-}
-
-// hfFamilies maps Hugging Face architecture classes and model_type values to families.
-var hfFamilies = map[string]string{
-	"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "llama": "llama", "mistral": "llama",
-	"MixtralForCausalLM": "mixtral", "mixtral": "mixtral",
-	"Qwen2MoeForCausalLM": "qwen2moe", "qwen2_moe": "qwen2moe",
-	"Qwen3MoeForCausalLM": "qwen3moe", "qwen3_moe": "qwen3moe",
-	"OlmoeForCausalLM": "olmoe", "olmoe": "olmoe",
-}
-
-// Families lists the model families Load accepts.
-var Families = []string{"llama", "mixtral", "qwen2moe", "qwen3moe", "olmoe"}
-
 // Load builds a Model over an opened file or folder. It refuses architectures it does
 // not implement by name, and names any missing or mis-shaped tensor with the shape it
 // expected. The worker pool uses runtime.GOMAXPROCS(0) goroutines; see SetThreads.
 func Load(lm *loader.Model) (*Model, error) {
 	var (
 		cfg    Config
-		names  naming
+		fam    *family
 		sparse []bool
 		err    error
 	)
 	switch {
 	case lm.GGUF != nil:
-		cfg, sparse, err = ggufConfig(lm.GGUF)
-		names = ggufNames
+		cfg, fam, sparse, err = ggufConfig(lm.GGUF)
 	case lm.HF != nil:
-		cfg, sparse, err = hfConfig(lm.HF.ConfigJSON)
-		names = hfNames(cfg.Family)
+		cfg, fam, sparse, err = hfConfig(lm.HF.ConfigJSON)
 	default:
 		return nil, fmt.Errorf("%s: neither a GGUF file nor a safetensors folder", lm.Path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", lm.Path, err)
 	}
+	names := fam.hfNames
+	if lm.GGUF != nil {
+		names = fam.ggufNames
+	}
 	m := &Model{Config: cfg, src: lm}
-	if err := m.bind(lm, names, sparse); err != nil {
+	if err := m.bind(lm, fam, names, sparse); err != nil {
 		return nil, fmt.Errorf("%s: %w", lm.Path, err)
 	}
 	if err := m.setAct(); err != nil {
@@ -180,100 +118,121 @@ func (m *Model) Close() {
 	}
 }
 
-func ggufConfig(g *loader.GGUFFile) (Config, []bool, error) {
+// ggufConfig reads a GGUF file's metadata through its family's keys (family.go).
+func ggufConfig(g *loader.GGUFFile) (Config, *family, []bool, error) {
 	arch := g.Architecture()
 	c := Config{Arch: arch, Format: "gguf"}
-	switch arch {
-	case "llama", "qwen2moe", "qwen3moe", "olmoe":
-		c.Family = arch
-	case "":
-		return c, nil, fmt.Errorf("GGUF file has no general.architecture")
-	default:
-		return c, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(arch), Families)
+	if arch == "" {
+		return c, nil, nil, fmt.Errorf("GGUF file has no general.architecture")
 	}
+	// Families sharing an arch (Llama, Mixtral) differ in whether they have experts.
+	var fam *family
+	for _, f := range families {
+		if f.gguf != arch {
+			continue
+		}
+		if fam == nil {
+			fam = f
+		}
+		if n, ok := ggufUint(g, arch, f.ggufKeys.NExpert); f.moe == (ok && n > 0) {
+			fam = f
+			break
+		}
+	}
+	if fam == nil {
+		return c, nil, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(arch), Families)
+	}
+	c.Family = fam.name
+	k := &fam.ggufKeys
 	var missing string
-	u := func(key string, def int) int {
-		v, ok := g.Uint(arch + "." + key)
+	u := func(keys []string, def int) int {
+		v, ok := ggufUint(g, arch, keys)
 		if !ok {
 			if def < 0 && missing == "" {
-				missing = arch + "." + key
+				missing = arch + "." + keys[0]
 			}
 			return max(def, 0)
 		}
 		return int(v)
 	}
-	c.NLayer = u("block_count", -1)
-	c.NEmbd = u("embedding_length", -1)
-	c.NHead = u("attention.head_count", -1)
+	float := func(keys []string, def float64) float64 {
+		for _, key := range keys {
+			if f, ok := g.Float(arch + "." + key); ok {
+				return f
+			}
+		}
+		return def
+	}
+	c.NLayer = u(k.NLayer, -1)
+	c.NEmbd = u(k.NEmbd, -1)
+	c.NHead = u(k.NHead, -1)
 	if missing != "" {
-		return c, nil, fmt.Errorf("missing metadata %s", missing)
+		return c, fam, nil, fmt.Errorf("missing metadata %s", missing)
 	}
-	c.NKVHead = u("attention.head_count_kv", c.NHead)
+	c.NKVHead = u(k.NKVHead, c.NHead)
 	if c.NHead == 0 || c.NKVHead == 0 {
-		return c, nil, fmt.Errorf("%s.attention.head_count = %d, head_count_kv = %d", arch, c.NHead, c.NKVHead)
+		return c, fam, nil, fmt.Errorf("%s.attention.head_count = %d, head_count_kv = %d", arch, c.NHead, c.NKVHead)
 	}
-	c.HeadDim = u("attention.key_length", c.NEmbd/c.NHead)
-	if vl := u("attention.value_length", c.HeadDim); vl != c.HeadDim {
-		return c, nil, fmt.Errorf("%s.attention.value_length %d != key_length %d is not supported", arch, vl, c.HeadDim)
+	c.HeadDim = u(k.HeadDim, c.NEmbd/c.NHead)
+	// What the blocks do not implement is refused under llama.cpp's own keys; a family
+	// that implements it gets configKeys fields for them.
+	if vl := u([]string{"attention.value_length"}, c.HeadDim); vl != c.HeadDim {
+		return c, fam, nil, fmt.Errorf("%s.attention.value_length %d != key_length %d is not supported", arch, vl, c.HeadDim)
 	}
-	if rd := u("rope.dimension_count", c.HeadDim); rd != c.HeadDim {
-		return c, nil, fmt.Errorf("partial rotary embeddings (%s.rope.dimension_count %d of head size %d) are not supported", arch, rd, c.HeadDim)
+	if rd := u([]string{"rope.dimension_count"}, c.HeadDim); rd != c.HeadDim {
+		return c, fam, nil, fmt.Errorf("partial rotary embeddings (%s.rope.dimension_count %d of head size %d) are not supported", arch, rd, c.HeadDim)
 	}
 	if st, ok := g.String(arch + ".rope.scaling.type"); ok && st != "none" {
-		return c, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(st))
+		return c, fam, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(st))
 	}
-	c.NFF = u("feed_forward_length", 0)
-	c.NExpert = u("expert_count", 0)
-	c.NExpertUsed = u("expert_used_count", 0)
-	c.NFFExpert = u("expert_feed_forward_length", 0)
-	c.NFFShared = u("expert_shared_feed_forward_length", 0)
-	c.CtxLen = u("context_length", 2048)
-	c.RopeTheta = 10000
-	if f, ok := g.Float(arch + ".rope.freq_base"); ok {
-		c.RopeTheta = f
+	c.NFF = u(k.NFF, 0)
+	c.NExpert = u(k.NExpert, 0)
+	c.NExpertUsed = u(k.NExpertUsed, 0)
+	c.NFFExpert = u(k.NFFExpert, 0)
+	c.NFFShared = u(k.NFFShared, 0)
+	c.CtxLen = u(k.CtxLen, k.DefCtxLen)
+	c.RopeTheta = float(k.RopeTheta, k.DefRopeTheta)
+	c.NormEps = float32(float(k.NormEps, float64(k.DefNormEps)))
+	if !fam.moe {
+		c.NExpert = 0
 	}
-	c.NormEps = 1e-5
-	if f, ok := g.Float(arch + ".attention.layer_norm_rms_epsilon"); ok {
-		c.NormEps = float32(f)
-	}
-	if arch == "llama" && c.NExpert > 0 {
-		c.Family = "mixtral"
-	}
-	// llama.cpp's converter permutes q/k rows of llama-arch models for interleaved
-	// RoPE; the Qwen and OLMoE converters keep the Hugging Face (NeoX) order.
-	c.RopeNeoX = arch != "llama"
-	c.NormTopK = c.Family == "mixtral" || c.Family == "qwen3moe"
-	if v, ok := g.Get(arch + ".expert_weights_norm"); ok {
-		if b, ok := v.Bool(); ok {
-			c.NormTopK = b
+	c.RopeNeoX = fam.ropeNeoX && !fam.ggufPermuteQK
+	c.NormTopK = fam.normTopKGGUF
+	for _, key := range k.NormTopK {
+		if v, ok := g.Get(arch + "." + key); ok {
+			if b, ok := v.Bool(); ok {
+				c.NormTopK = b
+				break
+			}
 		}
 	}
-	c.QKNorm = familyQKNorm(c.Family)
+	c.QKNorm = fam.qkNorm
 	sparse := make([]bool, c.NLayer)
 	for i := range sparse {
 		sparse[i] = c.NExpert > 0
 	}
-	return c, sparse, nil
+	return c, fam, sparse, nil
 }
 
-func familyQKNorm(family string) string {
-	switch family {
-	case "qwen3moe":
-		return "head"
-	case "olmoe":
-		return "full"
+// ggufUint returns the first of arch.key for keys the file has as an integer.
+func ggufUint(g *loader.GGUFFile, arch string, keys []string) (uint64, bool) {
+	for _, key := range keys {
+		if v, ok := g.Uint(arch + "." + key); ok {
+			return v, true
+		}
 	}
-	return ""
+	return 0, false
 }
 
-func hfConfig(data []byte) (Config, []bool, error) {
+// hfConfig reads a Hugging Face config.json through its family's keys (family.go).
+func hfConfig(data []byte) (Config, *family, []bool, error) {
 	c := Config{Format: "safetensors"}
 	if data == nil {
-		return c, nil, fmt.Errorf("no config.json")
+		return c, nil, nil, fmt.Errorf("no config.json")
 	}
 	var j map[string]any
 	if err := json.Unmarshal(data, &j); err != nil {
-		return c, nil, fmt.Errorf("config.json: %v", err)
+		return c, nil, nil, fmt.Errorf("config.json: %v", err)
 	}
 	if a, ok := j["architectures"].([]any); ok && len(a) > 0 {
 		c.Arch, _ = a[0].(string)
@@ -281,58 +240,65 @@ func hfConfig(data []byte) (Config, []bool, error) {
 	if c.Arch == "" {
 		c.Arch, _ = j["model_type"].(string)
 	}
-	c.Family = hfFamilies[c.Arch]
-	if c.Family == "" {
-		return c, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(c.Arch), Families)
+	fam := familyForHF(c.Arch)
+	if fam == nil {
+		return c, nil, nil, fmt.Errorf("unsupported architecture %s (mole runs %v)", loader.Quote(c.Arch), Families)
 	}
+	c.Family = fam.name
+	k := &fam.hfKeys
 	var bad string
-	num := func(key string, def float64) float64 {
-		switch v := j[key].(type) {
-		case float64:
-			return v
-		case nil:
-			if def < 0 && bad == "" {
-				bad = "config.json has no " + key
+	num := func(keys []string, def float64) float64 {
+		for _, key := range keys {
+			switch v := j[key].(type) {
+			case float64:
+				return v
+			case nil:
+				continue
+			default:
+				if bad == "" {
+					bad = fmt.Sprintf("config.json %s = %v is not a number", key, v)
+				}
+				return 0
 			}
-			return max(def, 0)
-		default:
-			if bad == "" {
-				bad = fmt.Sprintf("config.json %s = %v is not a number", key, v)
-			}
-			return 0
 		}
+		if def < 0 && bad == "" {
+			bad = "config.json has no " + keys[0]
+		}
+		return max(def, 0)
 	}
-	flag := func(key string, def bool) bool {
-		if b, ok := j[key].(bool); ok {
-			return b
+	flag := func(keys []string, def bool) bool {
+		for _, key := range keys {
+			if b, ok := j[key].(bool); ok {
+				return b
+			}
 		}
 		return def
 	}
-	c.NEmbd = int(num("hidden_size", -1))
-	c.NLayer = int(num("num_hidden_layers", -1))
-	c.NHead = int(num("num_attention_heads", -1))
+	c.NEmbd = int(num(k.NEmbd, -1))
+	c.NLayer = int(num(k.NLayer, -1))
+	c.NHead = int(num(k.NHead, -1))
 	if bad != "" {
-		return c, nil, fmt.Errorf("%s", bad)
+		return c, fam, nil, fmt.Errorf("%s", bad)
 	}
 	if c.NHead <= 0 {
-		return c, nil, fmt.Errorf("config.json num_attention_heads = %d", c.NHead)
+		return c, fam, nil, fmt.Errorf("config.json %s = %d", k.NHead[0], c.NHead)
 	}
-	c.NKVHead = int(num("num_key_value_heads", float64(c.NHead)))
-	c.HeadDim = int(num("head_dim", float64(c.NEmbd/c.NHead)))
-	c.NFF = int(num("intermediate_size", 0))
-	c.Vocab = int(num("vocab_size", 0))
-	c.CtxLen = int(num("max_position_embeddings", 2048))
-	c.RopeTheta = num("rope_theta", 10000)
-	c.NormEps = float32(num("rms_norm_eps", 1e-6))
-	c.NExpert = int(num("num_local_experts", num("num_experts", 0)))
-	c.NExpertUsed = int(num("num_experts_per_tok", 0))
-	c.NFFExpert = int(num("moe_intermediate_size", float64(c.NFF)))
-	c.NFFShared = int(num("shared_expert_intermediate_size", 0))
+	c.NKVHead = int(num(k.NKVHead, float64(c.NHead)))
+	c.HeadDim = int(num(k.HeadDim, float64(c.NEmbd/c.NHead)))
+	c.NFF = int(num(k.NFF, 0))
+	c.Vocab = int(num(k.Vocab, 0))
+	c.CtxLen = int(num(k.CtxLen, float64(k.DefCtxLen)))
+	c.RopeTheta = num(k.RopeTheta, k.DefRopeTheta)
+	c.NormEps = float32(num(k.NormEps, float64(k.DefNormEps)))
+	c.NExpert = int(num(k.NExpert, 0))
+	c.NExpertUsed = int(num(k.NExpertUsed, 0))
+	c.NFFExpert = int(num(k.NFFExpert, float64(c.NFF)))
+	c.NFFShared = int(num(k.NFFShared, 0))
 	if bad != "" {
-		return c, nil, fmt.Errorf("%s", bad)
+		return c, fam, nil, fmt.Errorf("%s", bad)
 	}
 	if c.NKVHead <= 0 || c.NHead%c.NKVHead != 0 {
-		return c, nil, fmt.Errorf("config.json: %d attention heads are not a multiple of %d KV heads", c.NHead, c.NKVHead)
+		return c, fam, nil, fmt.Errorf("config.json: %d attention heads are not a multiple of %d KV heads", c.NHead, c.NKVHead)
 	}
 	if rs, ok := j["rope_scaling"].(map[string]any); ok {
 		t, _ := rs["rope_type"].(string)
@@ -340,35 +306,38 @@ func hfConfig(data []byte) (Config, []bool, error) {
 			t, _ = rs["type"].(string)
 		}
 		if t != "default" {
-			return c, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(t))
+			return c, fam, nil, fmt.Errorf("RoPE scaling %s is not supported", loader.Quote(t))
 		}
 	}
 	if pr, ok := j["partial_rotary_factor"].(float64); ok && pr != 1 {
-		return c, nil, fmt.Errorf("partial rotary embeddings (factor %v) are not supported", pr)
+		return c, fam, nil, fmt.Errorf("partial rotary embeddings (factor %v) are not supported", pr)
 	}
-	c.RopeNeoX = true // Hugging Face checkpoints use rotate_half
-	c.TiedEmbeddings = flag("tie_word_embeddings", false)
-	c.NormTopK = flag("norm_topk_prob", c.Family == "mixtral")
-	c.QKNorm = familyQKNorm(c.Family)
-	if c.Family == "llama" {
+	c.RopeNeoX = fam.ropeNeoX
+	c.TiedEmbeddings = flag(k.Tied, false)
+	c.NormTopK = flag(k.NormTopK, fam.normTopKHF)
+	c.QKNorm = fam.qkNorm
+	if !fam.moe {
 		c.NExpert = 0
 	}
-	// Qwen MoE configs may keep some layers dense: those listed in mlp_only_layers and
-	// those not on the decoder_sparse_step grid.
-	step := int(num("decoder_sparse_step", 1))
+	// An MoE config may keep some blocks dense: those listed in mlp_only_layers and
+	// those not on the decoder_sparse_step grid (Qwen).
+	step := int(num(k.SparseStep, 1))
 	var dense []int
-	if a, ok := j["mlp_only_layers"].([]any); ok {
-		for _, v := range a {
-			if f, ok := v.(float64); ok {
-				dense = append(dense, int(f))
+	for _, key := range k.DenseLayers {
+		if a, ok := j[key].([]any); ok {
+			for _, v := range a {
+				if f, ok := v.(float64); ok {
+					dense = append(dense, int(f))
+				}
 			}
+			break
 		}
 	}
 	sparse := make([]bool, c.NLayer)
 	for l := range sparse {
 		sparse[l] = c.NExpert > 0 && !slices.Contains(dense, l) && (step <= 1 || (l+1)%step == 0)
 	}
-	return c, sparse, nil
+	return c, fam, sparse, nil
 }
 
 // binder fetches tensors by name and checks their shapes.
@@ -467,24 +436,24 @@ func (b binder) experts(stacked, perExpert string, layer, nExpert, rows, cols in
 }
 
 // bind maps every tensor the family needs onto the Model.
-func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
+func (m *Model) bind(lm *loader.Model, fam *family, n naming, sparse []bool) error {
 	c := &m.Config
 	b := binder{lm}
-	emb, ok := lm.Tensor(n.embed)
+	emb, ok := lm.Tensor(n.Embed)
 	if !ok || len(emb.Shape) != 2 {
-		return fmt.Errorf("missing tensor %s (expected shape [vocab %d])", n.embed, c.NEmbd)
+		return fmt.Errorf("missing tensor %s (expected shape [vocab %d])", n.Embed, c.NEmbd)
 	}
 	c.Vocab = emb.Shape[0]
 	var err error
-	if m.Embed, err = b.matrix(n.embed, c.Vocab, c.NEmbd, true); err != nil {
+	if m.Embed, err = b.matrix(n.Embed, c.Vocab, c.NEmbd, true); err != nil {
 		return err
 	}
-	if m.OutNorm, err = b.vector(n.outNorm, c.NEmbd, true); err != nil {
+	if m.OutNorm, err = b.vector(n.OutNorm, c.NEmbd, true); err != nil {
 		return err
 	}
 	if c.TiedEmbeddings {
 		m.Output = m.Embed
-	} else if m.Output, err = b.matrix(n.output, c.Vocab, c.NEmbd, false); err != nil {
+	} else if m.Output, err = b.matrix(n.Output, c.Vocab, c.NEmbd, false); err != nil {
 		return err
 	} else if m.Output == nil {
 		// GGUF omits output.weight for tied models; so do some HF checkpoints.
@@ -512,36 +481,36 @@ func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
 			*v, e = b.vector(f(t), n, required)
 			steps = append(steps, e)
 		}
-		vec(&L.AttnNorm, n.attnNorm, c.NEmbd, true)
-		must(&L.Wq, n.q, qDim, c.NEmbd)
-		must(&L.Wk, n.k, kvDim, c.NEmbd)
-		must(&L.Wv, n.v, kvDim, c.NEmbd)
-		must(&L.Wo, n.o, c.NEmbd, qDim)
-		vec(&L.Bq, n.qBias, qDim, false)
-		vec(&L.Bk, n.kBias, kvDim, false)
-		vec(&L.Bv, n.vBias, kvDim, false)
-		vec(&L.Bo, n.oBias, c.NEmbd, false)
+		vec(&L.AttnNorm, n.AttnNorm, c.NEmbd, true)
+		must(&L.Wq, n.Q, qDim, c.NEmbd)
+		must(&L.Wk, n.K, kvDim, c.NEmbd)
+		must(&L.Wv, n.V, kvDim, c.NEmbd)
+		must(&L.Wo, n.O, c.NEmbd, qDim)
+		vec(&L.Bq, n.QBias, qDim, false)
+		vec(&L.Bk, n.KBias, kvDim, false)
+		vec(&L.Bv, n.VBias, kvDim, false)
+		vec(&L.Bo, n.OBias, c.NEmbd, false)
 		switch c.QKNorm {
 		case "head":
-			vec(&L.QNorm, n.qNorm, c.HeadDim, true)
-			vec(&L.KNorm, n.kNorm, c.HeadDim, true)
+			vec(&L.QNorm, n.QNorm, c.HeadDim, true)
+			vec(&L.KNorm, n.KNorm, c.HeadDim, true)
 		case "full":
-			vec(&L.QNorm, n.qNorm, qDim, true)
-			vec(&L.KNorm, n.kNorm, kvDim, true)
+			vec(&L.QNorm, n.QNorm, qDim, true)
+			vec(&L.KNorm, n.KNorm, kvDim, true)
 		}
-		vec(&L.FFNNorm, n.ffnNorm, c.NEmbd, true)
+		vec(&L.FFNNorm, n.FFNNorm, c.NEmbd, true)
 		if err := firstErr(steps); err != nil {
 			return err
 		}
 		if !sparse[l] {
 			if c.NFF == 0 {
-				if t, ok := lm.Tensor(f(n.gate)); ok && len(t.Shape) == 2 {
+				if t, ok := lm.Tensor(f(n.Gate)); ok && len(t.Shape) == 2 {
 					c.NFF = t.Shape[0]
 				}
 			}
-			must(&L.Gate, n.gate, c.NFF, c.NEmbd)
-			must(&L.Up, n.up, c.NFF, c.NEmbd)
-			must(&L.Down, n.down, c.NEmbd, c.NFF)
+			must(&L.Gate, n.Gate, c.NFF, c.NEmbd)
+			must(&L.Up, n.Up, c.NFF, c.NEmbd)
+			must(&L.Down, n.Down, c.NEmbd, c.NFF)
 			if err := firstErr(steps); err != nil {
 				return err
 			}
@@ -550,7 +519,7 @@ func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
 		if c.NExpertUsed <= 0 || c.NExpertUsed > c.NExpert || c.NExpertUsed >= maxFFNParts {
 			return fmt.Errorf("%d experts used per token of %d", c.NExpertUsed, c.NExpert)
 		}
-		must(&L.Router, n.router, c.NExpert, c.NEmbd)
+		must(&L.Router, n.Router, c.NExpert, c.NEmbd)
 		if err := firstErr(steps); err != nil {
 			return err
 		}
@@ -566,24 +535,26 @@ func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
 		}
 		if L.Latent != nil {
 			// MoLE: the experts are latent factors (latent.go).
-		} else if L.ExpGate, err = b.experts(n.stackGate, n.expGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+		} else if L.ExpGate, err = b.experts(n.StackGate, n.ExpGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
 			return err
-		} else if L.ExpUp, err = b.experts(n.stackUp, n.expUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+		} else if L.ExpUp, err = b.experts(n.StackUp, n.ExpUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
 			return err
-		} else if L.ExpDown, err = b.experts(n.stackDown, n.expDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
+		} else if L.ExpDown, err = b.experts(n.StackDown, n.ExpDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
 			return err
 		}
-		if c.Family == "qwen2moe" || c.NFFShared > 0 {
+		// A family with a shared expert may leave its width to the weights; any file
+		// that declares one gets it bound, with the sigmoid gate the blocks apply.
+		if fam.sharedExpert != "" || c.NFFShared > 0 {
 			if c.NFFShared == 0 {
-				if t, ok := lm.Tensor(f(n.shGate)); ok && len(t.Shape) == 2 {
+				if t, ok := lm.Tensor(f(n.ShGate)); ok && len(t.Shape) == 2 {
 					c.NFFShared = t.Shape[0]
 				}
 			}
 			if c.NFFShared > 0 {
-				must(&L.ShGate, n.shGate, c.NFFShared, c.NEmbd)
-				must(&L.ShUp, n.shUp, c.NFFShared, c.NEmbd)
-				must(&L.ShDown, n.shDown, c.NEmbd, c.NFFShared)
-				must(&L.ShGateInp, n.shGateInp, 1, c.NEmbd)
+				must(&L.ShGate, n.ShGate, c.NFFShared, c.NEmbd)
+				must(&L.ShUp, n.ShUp, c.NFFShared, c.NEmbd)
+				must(&L.ShDown, n.ShDown, c.NEmbd, c.NFFShared)
+				must(&L.ShGateInp, n.ShGateInp, 1, c.NEmbd)
 			}
 		}
 		if err := firstErr(steps); err != nil {
@@ -597,10 +568,10 @@ func (m *Model) bind(lm *loader.Model, n naming, sparse []bool) error {
 }
 
 func expertWidth(lm *loader.Model, n naming, l int) int {
-	if t, ok := lm.Tensor(fmt.Sprintf(n.stackGate, l)); ok && len(t.Shape) == 3 {
+	if t, ok := lm.Tensor(fmt.Sprintf(n.StackGate, l)); ok && len(t.Shape) == 3 {
 		return t.Shape[1]
 	}
-	if t, ok := lm.Tensor(fmt.Sprintf(n.expGate, l, 0)); ok && len(t.Shape) == 2 {
+	if t, ok := lm.Tensor(fmt.Sprintf(n.ExpGate, l, 0)); ok && len(t.Shape) == 2 {
 		return t.Shape[0]
 	}
 	return 0

@@ -199,7 +199,11 @@ func quantizeBlocks(ctx context.Context, m *Model, o QuantizeOptions, smooth boo
 	for l := range m.Layers {
 		total += blockWeights(&m.Layers[l])
 	}
-	permute := ggufArch[c.Family] == "llama" && c.RopeNeoX
+	// The writer's q/k row order (WriteGGUFTo): the family's llama.cpp permutation.
+	permute := false
+	if fam := familyByName(c.Family); fam != nil {
+		permute = fam.ggufPermuteQK && c.RopeNeoX
+	}
 	block := func(l int) error {
 		L, err := cloneLayerF32(&m.Layers[l])
 		if err != nil {

@@ -435,7 +435,7 @@ func TestSynthFamilies(t *testing.T) {
 					t.Fatal(err)
 				}
 				g := loadModelFile(t, path)
-				if g.Config.Family != sp.family || g.Config.RopeNeoX != (ggufArch[sp.family] != "llama") {
+				if g.Config.Family != sp.family || g.Config.RopeNeoX != !familyByName(sp.family).ggufPermuteQK {
 					t.Fatalf("GGUF config %+v", g.Config)
 				}
 				gg := runAll(g, synthTokens)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,7 +76,9 @@ metadata (mole info shows it). llama.cpp refuses these files: their type ids are
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&arch, "arch", "", "architecture: mixtral, qwen2moe, qwen3moe, olmoe or llama (default: the preset's)")
+	// The list is engine's family table (bench.Archs), so that a new family shows up here.
+	archs := bench.Archs
+	f.StringVar(&arch, "arch", "", "architecture: "+strings.Join(archs[:len(archs)-1], ", ")+" or "+archs[len(archs)-1]+" (default: the preset's)")
 	f.StringVar(&preset, "preset", "bench-moe", "model shape (see above)")
 	f.StringVarP(&out, "output", "o", "", "GGUF file to write")
 	f.StringVar(&typ, "type", "f16", "weight type: f16, q8_0, q4_0 (also f32, bf16), or mole's q8, a8w4, mwq24, mwq58")
