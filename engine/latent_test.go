@@ -48,6 +48,9 @@ var kjvShared struct {
 	m    *Model
 	err  error
 	conv map[string]kjvConversion
+	// baseline keeps the per-expert spectra of the plain SVD baseline, which do not
+	// depend on rank or groups (MoLEOptions.baselineCache).
+	baseline map[baselineKey]*moe.LatentFactor
 }
 
 type kjvConversion struct {
@@ -67,6 +70,7 @@ func sharedKJV(t *testing.T) *Model {
 			return
 		}
 		kjvShared.conv = map[string]kjvConversion{}
+		kjvShared.baseline = map[baselineKey]*moe.LatentFactor{}
 	})
 	if kjvShared.err != nil {
 		t.Fatal(kjvShared.err)
@@ -85,6 +89,9 @@ func convertSharedKJV(t *testing.T, o MoLEOptions) (*Model, *MoLEReport) {
 	key := fmt.Sprintf("%+v", o)
 	if c, ok := kjvShared.conv[key]; ok {
 		return c.m, c.rep
+	}
+	if o.Baseline {
+		o.baselineCache = kjvShared.baseline
 	}
 	lm, rep, err := ConvertMoLE(context.Background(), m, o)
 	if err != nil {
@@ -312,7 +319,7 @@ func TestLatentBeatsBaseline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := map[baselineKey]*moe.LatentFactor{} // the per-expert spectra do not depend on the rank
+	cache := kjvShared.baseline // the per-expert spectra depend on neither rank nor groups
 	for _, row := range moleTableRows {
 		t.Run(fmt.Sprintf("rank%d-groups%d", row.rank, row.groups), func(t *testing.T) {
 			if row.rank != 54 {
