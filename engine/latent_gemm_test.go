@@ -16,14 +16,14 @@ func TestLatentGemmBatchExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("converts and quantizes kjv-moe")
 	}
-	m := openTestModel(t, "kjv-moe")
+	m := sharedKJV(t)
 	toks := kjvTokens(m, 16)
 	for _, c := range []struct {
 		o      MoLEOptions
 		scheme string
 	}{{MoLEOptions{Rank: 48, Groups: 1}, "q8"}, {MoLEOptions{Rank: 40, Groups: 2}, "q8"}, {MoLEOptions{Rank: 48, Groups: 1}, "a8w4"}} {
 		name := fmt.Sprintf("%+v %s", c.o, c.scheme)
-		lm, _ := convertKJV(t, m, c.o)
+		lm, _ := convertSharedKJV(t, c.o)
 		path := filepath.Join(t.TempDir(), "kjv-mole.gguf")
 		if _, err := Quantize(context.Background(), lm, path, QuantizeOptions{Scheme: c.scheme, CalibName: "builtin",
 			Calib: lm.Tok.Encode(quant.BuiltinCalibration, false, false)}); err != nil {

@@ -17,7 +17,7 @@ func TestLatentA8W4Perplexity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("quantizes a converted kjv-moe with the grid search")
 	}
-	m := openTestModel(t, "kjv-moe")
+	m := sharedKJV(t)
 	lm, _ := convertKJV(t, m, MoLEOptions{Rank: 192, Groups: 1})
 	path := filepath.Join(t.TempDir(), "kjv-mole-a8w4.gguf")
 	rep, err := Quantize(context.Background(), lm, path, QuantizeOptions{Scheme: "a8w4", CalibName: "builtin",

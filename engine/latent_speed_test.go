@@ -12,9 +12,9 @@ import (
 // A latent layer's decode step and batch step allocate nothing: the scratch is sized
 // once (newLatentScratch) and the pool runs reuse its closures.
 func TestLatentNoAllocs(t *testing.T) {
-	m := openTestModel(t, "kjv-moe")
+	m := sharedKJV(t)
 	for _, o := range []MoLEOptions{{Rank: 64, Groups: 1}, {Rank: 40, Groups: 2}} {
-		lm, _ := convertKJV(t, m, o)
+		lm, _ := convertSharedKJV(t, o)
 		toks := kjvTokens(m, 8)
 		s := lm.NewState(64)
 		for i, tk := range toks {

@@ -68,6 +68,7 @@ func kjvQuantized(t *testing.T) (float32Dir string, files map[string]string) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeSharedKJV()
 	if kjvQuant.dir != "" {
 		os.RemoveAll(kjvQuant.dir)
 	}
@@ -96,7 +97,7 @@ const qualityWindows = 24
 
 // fullQuality reports whether MOLE_QUALITY=1 asks for the whole-file quality run.
 func fullQuality() bool {
-	return os.Getenv("MOLE_QUALITY") == "1" && os.Getenv("MOLE_QUANT_WINDOWS") == ""
+	return qualityRun() && os.Getenv("MOLE_QUANT_WINDOWS") == ""
 }
 
 func heldoutIDs(t *testing.T, m *Model) []int32 {
@@ -247,8 +248,8 @@ func TestMoleMatrixProducts(t *testing.T) {
 // token-by-token pass (layerTokens): every block's output and every statistic, on a
 // MoE model, a latent model with two groups and a dense model.
 func TestCalibBlockMatchesTokenPass(t *testing.T) {
-	kjv := openTestModel(t, "kjv-moe")
-	lat, _ := convertKJV(t, kjv, MoLEOptions{Rank: 40, Groups: 2})
+	kjv := sharedKJV(t)
+	lat, _ := convertSharedKJV(t, MoLEOptions{Rank: 40, Groups: 2})
 	for name, m := range map[string]*Model{"kjv-moe": kjv, "kjv-moe MoLE": lat, "stories260K": openTestModel(t, "stories260K")} {
 		toks := m.Tok.Encode(quant.BuiltinCalibration, false, false)[:300]
 		a, b := newCalibRun(m, toks, 128, m.pool), newCalibRun(m, toks, 128, m.pool)

@@ -17,7 +17,11 @@ import (
 //     dot-product extension, so the widening-multiply forms run).
 //
 // Each run is the package's own test binary, cross-compiled, with -test.short so that the
-// generator and qemu tests themselves are not repeated inside the emulator.
+// generator and qemu tests themselves are not repeated inside the emulator. Each GOARCH is
+// built once (both arm64 runs share a binary; on a cold build cache the cross-compile of
+// the standard library costs more than the emulated runs), and the three runs are
+// parallel subtests: each qemu process is one busy thread, so on two cores two run at
+// once (-test.parallel, GOMAXPROCS by default) and the third starts when one ends.
 func TestUnderQemu(t *testing.T) {
 	if os.Getenv("MOLE_UNDER_QEMU") != "" {
 		t.Skip("already running under qemu")
@@ -32,7 +36,7 @@ func TestUnderQemu(t *testing.T) {
 	if err != nil {
 		t.Skip("the go command is not on PATH")
 	}
-	for _, c := range []struct {
+	runs := []struct {
 		goarch, qemu, cpu string
 		want              []string // subtests that must have run and passed
 		wantNot           []string // subtests that must not have passed (paths the CPU lacks)
@@ -43,19 +47,34 @@ func TestUnderQemu(t *testing.T) {
 			[]string{"--- PASS: TestGemvI8Paths/avx512", "--- PASS: TestGemvI8Paths/avxvnni", "--- PASS: TestPeakLoops/avx512", "--- PASS: TestGemvMWQ/avx512"}},
 		{"arm64", "qemu-aarch64-static", "max", neonMustPass, nil},
 		{"arm64", "qemu-aarch64-static", "cortex-a72", neonMustPass, nil},
-	} {
+	}
+	// The test binaries, one per GOARCH whose emulator is installed, built before the
+	// parallel runs start (a build already uses every core).
+	dir := t.TempDir()
+	bins := map[string]string{}
+	for _, c := range runs {
+		if _, done := bins[c.goarch]; done {
+			continue
+		}
+		if _, err := exec.LookPath(c.qemu); err != nil {
+			continue // its subtests skip with the message below
+		}
+		bin := filepath.Join(dir, "kernels-"+c.goarch+".test")
+		build := exec.Command(gobin, "test", "-c", "-o", bin, ".")
+		build.Env = append(os.Environ(), "GOARCH="+c.goarch, "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go test -c for %s: %v\n%s", c.goarch, err, out)
+		}
+		bins[c.goarch] = bin
+	}
+	for _, c := range runs {
 		t.Run(c.goarch+"-"+c.cpu, func(t *testing.T) {
 			qemu, err := exec.LookPath(c.qemu)
 			if err != nil {
 				t.Skipf("%s not installed (apt-get install qemu-user-static): skipped", c.qemu)
 			}
-			bin := filepath.Join(t.TempDir(), "kernels-"+c.goarch+".test")
-			build := exec.Command(gobin, "test", "-c", "-o", bin, ".")
-			build.Env = append(os.Environ(), "GOARCH="+c.goarch, "CGO_ENABLED=0")
-			if out, err := build.CombinedOutput(); err != nil {
-				t.Fatalf("go test -c for %s: %v\n%s", c.goarch, err, out)
-			}
-			run := exec.Command(qemu, "-cpu", c.cpu, bin, "-test.short", "-test.v")
+			t.Parallel()
+			run := exec.Command(qemu, "-cpu", c.cpu, bins[c.goarch], "-test.short", "-test.v")
 			run.Env = append(os.Environ(), "MOLE_UNDER_QEMU=1", "MOLE_ISA=")
 			out, err := run.CombinedOutput()
 			s := string(out)
