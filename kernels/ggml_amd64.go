@@ -207,7 +207,7 @@ func ggmlGemmBlocked(q4 bool, out []float32, rows int, w []byte, rb, nb int, xq 
 		fsFloats = (gb + M - 1) / M * tileFs
 	}
 	xpBytes, wpBytes := gb*kc*ggmlPrepBytes, chunk*wrs
-	bp := xPrep.Get().(*[]byte)
+	bp := xPrep.Get()
 	if need := xpBytes + wpBytes + 4*fsFloats + tail + 64; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
@@ -364,7 +364,7 @@ func ggmlGemmBlockedYMM(avx2, q4 bool, out []float32, rows int, w []byte, rb, nb
 		tail = G * xb
 	}
 	fsBytes := (chunk + R) * M * G * 4
-	bp := xPrep.Get().(*[]byte)
+	bp := xPrep.Get()
 	if need := gb*per + chunk*wrs + fsBytes + tail + 64; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}

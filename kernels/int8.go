@@ -1,7 +1,5 @@
 package kernels
 
-import "sync"
-
 // Integer kernels of mole's A8 paths (docs/algorithms.md §5):
 //
 //   - GemvI8 / GemmI8: int8 weights, row-major [rows][cols], times int8 activations;
@@ -226,7 +224,7 @@ func RowSumsA8W4(rowSum []int32, codes []byte, tables []int8, cols int) {
 
 // a8w4Tables holds the table buffers of the table-expanding A8W4G fallbacks (per call,
 // so concurrent calls each get their own without allocating in steady state).
-var a8w4Tables = sync.Pool{New: func() any { return new([]int8) }}
+var a8w4Tables = newScratchPool[int8](64)
 
 // a8w4ChunkBytes bounds the tables a fallback expands at once, so that they stay in L1
 // while the rows' codes stream past.

@@ -4,7 +4,6 @@ package kernels
 
 import (
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/klauspost/cpuid/v2"
@@ -162,7 +161,7 @@ func prepA8W4Once(x []int8) (bp *[]byte, xp *byte) {
 	}
 	cols := len(x)
 	pc := a8w4Groups(cols) * 128
-	bp = xPrep.Get().(*[]byte)
+	bp = xPrep.Get()
 	if cap(*bp) < pc {
 		*bp = make([]byte, pc)
 	}
@@ -239,7 +238,7 @@ func a4GByTables(isa ISA, dots []int32, ntok int, codes []byte, groups []byte, x
 	rows := len(dots) / ntok
 	cols := len(x) / ntok
 	cb, gb, tb := cols/2, a8w4Groups(cols)*2, a8w4Groups(cols)*16
-	buf := a8w4Tables.Get().(*[]int8)
+	buf := a8w4Tables.Get()
 	chunk := a8w4ChunkRows(rows, tb)
 	if cap(*buf) < chunk*tb {
 		*buf = make([]int8, chunk*tb)
@@ -266,7 +265,7 @@ func rowSumsA8W4G(rowSum []int32, codes []byte, groups []byte, cols int) {
 	// The raw sums of the kernel are sum_k (x[k]+128)*table(r, k): with prepared bytes 1
 	// (x = -127) they are the row sums themselves.
 	pc := a8w4Groups(cols) * 128
-	bp := xPrep.Get().(*[]byte)
+	bp := xPrep.Get()
 	if cap(*bp) < pc {
 		*bp = make([]byte, pc)
 	}
@@ -348,7 +347,7 @@ func gemmI8(out []float32, rows int, w []int8, wScale []float32, rowSum []int32,
 // (ggml_amd64.go) also their prepared weights (64-byte aligned there). Taken per call, so
 // concurrent calls (the engine's pool) each get their own without allocating in steady
 // state.
-var xPrep = sync.Pool{New: func() any { return new([]byte) }}
+var xPrep = newScratchPool[byte](64)
 
 // gemmA8W4 on AVX-512 turns the 4-bit weights into int8 one strip of gemmI8Rows rows at a
 // time (unpackA8W4AVX512, into a buffer that stays in L1) and multiplies each strip with a
@@ -450,7 +449,7 @@ func gemmStripsAVX512(dots []int32, rows, ntok, kcols, pc int, m0 uint64, prep f
 	const R, T = gemmI8Rows, gemmI8Toks
 	ps := pc + 64
 	block := gemmTokenBlock(ps)
-	bp := xPrep.Get().(*[]byte)
+	bp := xPrep.Get()
 	if need := (min(block, ntok)+R)*ps + 4096; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}

@@ -107,7 +107,7 @@ func a8w4GDotsArm64(dots []int32, ntok int, codes []byte, groups []byte, x []int
 	rows, cols := len(dots)/ntok, len(x)/ntok
 	cb, gb, tb := cols/2, a8w4Groups(cols)*2, a8w4Groups(cols)*16
 	sdot := HasDotProd()
-	buf := a8w4Tables.Get().(*[]int8)
+	buf := a8w4Tables.Get()
 	chunk := a8w4ChunkRows(rows, tb)
 	if cap(*buf) < chunk*tb {
 		*buf = make([]int8, chunk*tb)

@@ -81,7 +81,7 @@ func gemmStripsVEX(isa ISA, dots []int32, rows, ntok, cols int, x []int8, w []in
 	}
 	block := max(T, min(gemmTokenBlockMax, gemmBlockBytes/ps)/T*T)
 	need := (min(block, ntok)+R)*ps + R*ps8
-	bp := xPrep.Get().(*[]byte)
+	bp := xPrep.Get()
 	if cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
@@ -150,7 +150,7 @@ func gemmA8W4GVEX(dots []int32, rows, ntok int, codes []byte, groups []byte, x [
 	cols := len(x) / ntok
 	R, _ := vexTile(active)
 	cb, gb, tb := cols/2, a8w4Groups(cols)*2, a8w4Groups(cols)*16
-	tp := a8w4Tables.Get().(*[]int8)
+	tp := a8w4Tables.Get()
 	if cap(*tp) < R*tb {
 		*tp = make([]int8, R*tb)
 	}
