@@ -45,6 +45,16 @@ type Config struct {
 	// ErrorLog receives the panics recovered from requests' work, with their stacks
 	// (default: the standard logger, on stderr).
 	ErrorLog *log.Logger
+	// Sampling is what a request gets for the sampling fields it does not set (nil:
+	// llama.cpp's defaults, engine.DefaultSamplerOptions), as llama-server's sampling
+	// flags set its defaults. Its Seed is used only with FixedSeed.
+	Sampling *engine.SamplerOptions
+	// FixedSeed gives requests without a seed Sampling.Seed instead of a random one
+	// (llama-server's --seed).
+	FixedSeed bool
+	// NPredict caps the tokens of a request that sets no max_tokens (<= 0: until a stop
+	// string, an end-of-generation token or a full context; llama-server's --n-predict).
+	NPredict int
 }
 
 // Server serves one model. Create it with New, serve Handler, and call Shutdown when done.
@@ -164,6 +174,12 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 // params validates what chat and completions share and turns it into GenerateOptions.
 func (s *Server) params(p *commonParams, maxTokens *int) (engine.GenerateOptions, *apiError) {
 	o := engine.GenerateOptions{MaxTokens: -1, Sampler: engine.DefaultSamplerOptions()}
+	if s.cfg.Sampling != nil {
+		o.Sampler = *s.cfg.Sampling
+	}
+	if s.cfg.NPredict > 0 {
+		o.MaxTokens = s.cfg.NPredict
+	}
 	if p.Model != "" && p.Model != s.cfg.ModelName {
 		return o, &apiError{status: http.StatusBadRequest, Type: "invalid_request_error", Param: strPtr("model"),
 			Code: strPtr("model_not_found"), Message: "The model '" + p.Model + "' does not exist; this server serves '" + s.cfg.ModelName + "'."}
@@ -204,9 +220,13 @@ func (s *Server) params(p *commonParams, maxTokens *int) (engine.GenerateOptions
 		}
 		return o, badParam("", "invalid_value", "%v", err)
 	}
-	if p.Seed != nil {
+	switch {
+	case p.Seed != nil:
 		so.Seed = uint64(*p.Seed)
-	} else {
+	case s.cfg.FixedSeed:
+		// so.Seed is already the configured one.
+	default:
+		so.Seed = 0
 		var b [8]byte
 		rand.Read(b[:])
 		for _, c := range b {
