@@ -88,32 +88,62 @@ func WriteGGUFContext(ctx context.Context, m *Model, path string, o GGUFOptions)
 // its long work (loader.CreateAtomic), so that an unwritable destination fails first.
 func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOptions) error {
 	path := out.Path()
-	c := &m.Config
-	dtype := o.DType
+	fam, ft, router, err := ggufTarget(&m.Config, o)
+	if err != nil {
+		return err
+	}
+	w := loader.NewGGUFWriter()
+	if err := setGGUFMetadata(w, m, fam, ft, o); err != nil {
+		return fmt.Errorf("write GGUF %s: %w", path, err)
+	}
+	tw := &ggufTensorWriter{ctx: ctx, w: w, o: o}
+	if o.Progress != nil {
+		tw.total = m.weightCount()
+	}
+	tw.writeModel(m, fam.ggufPermuteQK && m.Config.RopeNeoX, router)
+	if tw.err != nil {
+		return fmt.Errorf("write GGUF %s: %w", path, tw.err)
+	}
+	if err := w.Encode(out); err != nil {
+		return fmt.Errorf("write GGUF %s: %w", path, err)
+	}
+	return nil
+}
+
+// ggufTarget checks, before anything is encoded, that m's family and the requested
+// types can be written, and returns the family, the general.file_type of o.DType and
+// the routers' type (F32 when o leaves it unset).
+func ggufTarget(c *Config, o GGUFOptions) (*family, uint32, loader.DType, error) {
 	fam := familyByName(c.Family)
 	if fam == nil {
-		return fmt.Errorf("write GGUF: family %q has no GGUF architecture", c.Family)
+		return nil, 0, 0, fmt.Errorf("write GGUF: family %q has no GGUF architecture", c.Family)
 	}
-	arch := fam.gguf
 	// The writer names tensors as llama.cpp does (defaultGGUFNames), and so do Quantize
 	// and the calibration statistics; a family whose GGUF names differ is read but not
 	// yet written.
 	if fam.ggufNames != defaultGGUFNames {
-		return fmt.Errorf("write GGUF: family %s has its own GGUF tensor names, which the writer does not support", fam.name)
+		return nil, 0, 0, fmt.Errorf("write GGUF: family %s has its own GGUF tensor names, which the writer does not support", fam.name)
 	}
-	ft, ok := ggufFileType[dtype]
+	ft, ok := ggufFileType[o.DType]
 	if !ok {
-		return fmt.Errorf("write GGUF: cannot write weights as %v (F32, F16, BF16, Q8_0, Q4_0)", dtype)
+		return nil, 0, 0, fmt.Errorf("write GGUF: cannot write weights as %v (F32, F16, BF16, Q8_0, Q4_0)", o.DType)
 	}
 	router := o.Router
 	if router == 0 {
 		router = loader.F32
 	}
 	if _, ok := ggufFileType[router]; !ok {
-		return fmt.Errorf("write GGUF: cannot write routers as %v", router)
+		return nil, 0, 0, fmt.Errorf("write GGUF: cannot write routers as %v", router)
 	}
-	w := loader.NewGGUFWriter()
-	w.Set("general.architecture", loader.StringValue(arch))
+	return fam, ft, router, nil
+}
+
+// setGGUFMetadata sets the metadata keys, in the order they have always been written
+// (the writer keeps insertion order, and the same model must give the same bytes): the
+// general keys and o.Meta, the hyperparameters, then the tokenizer.
+func setGGUFMetadata(w *loader.GGUFWriter, m *Model, fam *family, ft uint32, o GGUFOptions) error {
+	c := &m.Config
+	w.Set("general.architecture", loader.StringValue(fam.gguf))
 	if o.Encode == nil {
 		w.Set("general.file_type", loader.Uint32Value(ft))
 	}
@@ -122,6 +152,31 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 	for _, k := range slices.Sorted(maps.Keys(o.Meta)) {
 		w.Set(k, o.Meta[k])
 	}
+	setGGUFHyperparams(w, c, fam)
+	// llama.cpp's converter always writes the version of ggml's quantized block layouts
+	// (2 since the 2023 Q4/Q8 change); readers use it to tell old Q4_0/Q8_0 files apart.
+	w.Set("general.quantization_version", loader.Uint32Value(ggufQuantVersion))
+	switch {
+	case m.src != nil && m.src.GGUF != nil:
+		for _, kv := range m.src.GGUF.KV {
+			// A MoLE file's description (mole.mole.*) stays with its latent tensors.
+			if strings.HasPrefix(kv.Key, "tokenizer.") || strings.HasPrefix(kv.Key, "mole.mole.") {
+				w.Set(kv.Key, kv.Value)
+			}
+		}
+	case m.Tok != nil:
+		var cfgJSON []byte
+		if m.src != nil && m.src.HF != nil {
+			cfgJSON = m.src.HF.TokenizerConfigJSON
+		}
+		return setGGUFVocab(w, m.Tok.Vocab(), c.Vocab, cfgJSON)
+	}
+	return nil
+}
+
+// setGGUFHyperparams sets the <arch>.* keys llama.cpp reads the model's shape from.
+func setGGUFHyperparams(w *loader.GGUFWriter, c *Config, fam *family) {
+	arch := fam.gguf
 	u := func(key string, v int) { w.Set(arch+"."+key, loader.Uint32Value(uint32(v))) }
 	u("block_count", c.NLayer)
 	u("context_length", c.CtxLen)
@@ -148,159 +203,153 @@ func WriteGGUFTo(ctx context.Context, m *Model, out *loader.AtomicFile, o GGUFOp
 		}
 		w.Set(arch+".expert_weights_norm", loader.BoolValue(c.NormTopK))
 	}
-	// llama.cpp's converter always writes the version of ggml's quantized block layouts
-	// (2 since the 2023 Q4/Q8 change); readers use it to tell old Q4_0/Q8_0 files apart.
-	w.Set("general.quantization_version", loader.Uint32Value(ggufQuantVersion))
-	switch {
-	case m.src != nil && m.src.GGUF != nil:
-		for _, kv := range m.src.GGUF.KV {
-			// A MoLE file's description (mole.mole.*) stays with its latent tensors.
-			if strings.HasPrefix(kv.Key, "tokenizer.") || strings.HasPrefix(kv.Key, "mole.mole.") {
-				w.Set(kv.Key, kv.Value)
-			}
-		}
-	case m.Tok != nil:
-		var cfgJSON []byte
-		if m.src != nil && m.src.HF != nil {
-			cfgJSON = m.src.HF.TokenizerConfigJSON
-		}
-		if err := setGGUFVocab(w, m.Tok.Vocab(), c.Vocab, cfgJSON); err != nil {
-			return fmt.Errorf("write GGUF %s: %w", path, err)
-		}
-	}
+}
 
-	permute := fam.ggufPermuteQK && c.RopeNeoX
-	var err error
-	add := func(name string, dt loader.DType, shape []int, data []byte) {
-		if err == nil {
-			err = w.AddTensor(name, dt, shape, data)
-		}
+// ggufTensorWriter adds m's tensors to w. The first error sticks in err and every later
+// tensor is skipped, so that the long list of tensors reads without a check per line.
+type ggufTensorWriter struct {
+	ctx         context.Context
+	w           *loader.GGUFWriter
+	o           GGUFOptions
+	err         error
+	done, total int64 // weights encoded and in all (Progress)
+}
+
+func (tw *ggufTensorWriter) add(name string, dt loader.DType, shape []int, data []byte) {
+	if tw.err == nil {
+		tw.err = tw.w.AddTensor(name, dt, shape, data)
 	}
-	vec := func(name string, v []float32) {
-		if v != nil {
-			add(name, loader.F32, []int{len(v)}, kernels.QuantizeF32(nil, v))
-		}
+}
+
+// vec adds v (when present) as an F32 vector.
+func (tw *ggufTensorWriter) vec(name string, v []float32) {
+	if v != nil {
+		tw.add(name, loader.F32, []int{len(v)}, kernels.QuantizeF32(nil, v))
 	}
-	var total, done int64
+}
+
+// mat encodes matrices (one, or several stacked) in dt; rowPerm, when set, gives the
+// source row of each output row.
+func (tw *ggufTensorWriter) mat(name string, dt loader.DType, rowPerm func(int) int, ms ...*Matrix) {
+	if ms[0] == nil || tw.err != nil {
+		return
+	}
+	ctx, o := tw.ctx, tw.o
+	if tw.err = ctx.Err(); tw.err != nil {
+		return
+	}
+	rows, cols := ms[0].Rows, ms[0].Cols
 	if o.Progress != nil {
-		total = m.weightCount()
+		defer func() {
+			tw.done += int64(len(ms) * rows * cols)
+			o.Progress(tw.done, tw.total)
+		}()
 	}
-	// mat encodes matrices (one, or several stacked) in dtype; rowPerm, when set,
-	// gives the source row of each output row.
-	mat := func(name string, dt loader.DType, rowPerm func(int) int, ms ...*Matrix) {
-		if ms[0] == nil || err != nil {
+	if o.Encode != nil && dt == o.DType && !strings.HasSuffix(name, "ffn_gate_inp.weight") {
+		var ok bool
+		if ok, tw.err = encodeMatrices(ctx, tw.w, name, rowPerm, o.Encode, ms); ok || tw.err != nil {
 			return
 		}
-		if err = ctx.Err(); err != nil {
-			return
-		}
-		rows, cols := ms[0].Rows, ms[0].Cols
-		if o.Progress != nil {
-			defer func() {
-				done += int64(len(ms) * rows * cols)
-				o.Progress(done, total)
-			}()
-		}
-		if o.Encode != nil && dt == dtype && !strings.HasSuffix(name, "ffn_gate_inp.weight") {
-			var ok bool
-			if ok, err = encodeMatrices(ctx, w, name, rowPerm, o.Encode, ms); ok || err != nil {
-				return
-			}
-		}
-		if (dt == loader.Q8_0 || dt == loader.Q4_0) && cols%kernels.QK != 0 {
-			dt = loader.F16
-		}
-		row := make([]float32, cols)
-		var data []byte
-		for _, mm := range ms {
-			for r := 0; r < rows; r++ {
-				// Every 256 rows, so that ^C stops an embedding of 32,000 rows or a
-				// stack of experts promptly.
-				if r%256 == 0 {
-					if err = ctx.Err(); err != nil {
-						return
-					}
-				}
-				src := r
-				if rowPerm != nil {
-					src = rowPerm(r)
-				}
-				mm.RowF32(src, row)
-				data = EncodeRow(data, dt, row)
-			}
-		}
-		shape := []int{rows, cols}
-		if len(ms) > 1 || strings.HasSuffix(name, "_exps.weight") {
-			shape = []int{len(ms), rows, cols}
-		}
-		add(name, dt, shape, data)
 	}
+	if (dt == loader.Q8_0 || dt == loader.Q4_0) && cols%kernels.QK != 0 {
+		dt = loader.F16
+	}
+	row := make([]float32, cols)
+	var data []byte
+	for _, mm := range ms {
+		for r := 0; r < rows; r++ {
+			// Every 256 rows, so that ^C stops an embedding of 32,000 rows or a
+			// stack of experts promptly.
+			if r%256 == 0 {
+				if tw.err = ctx.Err(); tw.err != nil {
+					return
+				}
+			}
+			src := r
+			if rowPerm != nil {
+				src = rowPerm(r)
+			}
+			mm.RowF32(src, row)
+			data = EncodeRow(data, dt, row)
+		}
+	}
+	shape := []int{rows, cols}
+	if len(ms) > 1 || strings.HasSuffix(name, "_exps.weight") {
+		shape = []int{len(ms), rows, cols}
+	}
+	tw.add(name, dt, shape, data)
+}
+
+// writeModel adds m's tensors in llama.cpp's order; permute applies llama.cpp's q/k row
+// permutation (see WriteGGUF), router is the routers' type.
+func (tw *ggufTensorWriter) writeModel(m *Model, permute bool, router loader.DType) {
+	dtype := tw.o.DType
 	var qPerm, kPerm func(int) int
 	if permute {
-		qPerm, kPerm = interleavePerm(c.HeadDim), interleavePerm(c.HeadDim)
+		qPerm, kPerm = interleavePerm(m.Config.HeadDim), interleavePerm(m.Config.HeadDim)
 	}
-	permVec := func(v []float32, perm func(int) int) []float32 {
-		if v == nil || perm == nil {
-			return v
-		}
-		out := make([]float32, len(v))
-		for i := range out {
-			out[i] = v[perm(i)]
-		}
-		return out
-	}
-
-	mat("token_embd.weight", dtype, nil, m.Embed)
-	vec("output_norm.weight", m.OutNorm)
+	tw.mat("token_embd.weight", dtype, nil, m.Embed)
+	tw.vec("output_norm.weight", m.OutNorm)
 	if m.Output != m.Embed {
-		mat("output.weight", dtype, nil, m.Output)
+		tw.mat("output.weight", dtype, nil, m.Output)
 	}
 	for l := range m.Layers {
-		L := &m.Layers[l]
-		n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
-		vec(n("attn_norm.weight"), L.AttnNorm)
-		mat(n("attn_q.weight"), dtype, qPerm, L.Wq)
-		mat(n("attn_k.weight"), dtype, kPerm, L.Wk)
-		mat(n("attn_v.weight"), dtype, nil, L.Wv)
-		mat(n("attn_output.weight"), dtype, nil, L.Wo)
-		vec(n("attn_q.bias"), permVec(L.Bq, qPerm))
-		vec(n("attn_k.bias"), permVec(L.Bk, kPerm))
-		vec(n("attn_v.bias"), L.Bv)
-		vec(n("attn_output.bias"), L.Bo)
-		vec(n("attn_q_norm.weight"), L.QNorm)
-		vec(n("attn_k_norm.weight"), L.KNorm)
-		vec(n("ffn_norm.weight"), L.FFNNorm)
-		if L.Router == nil {
-			mat(n("ffn_gate.weight"), dtype, nil, L.Gate)
-			mat(n("ffn_up.weight"), dtype, nil, L.Up)
-			mat(n("ffn_down.weight"), dtype, nil, L.Down)
-			continue
-		}
-		mat(n("ffn_gate_inp.weight"), router, nil, L.Router)
-		if L.Latent != nil { // MoLE (latent_convert.go)
-			for _, t := range L.Latent.latentTensors(l) {
-				mat(t.name, dtype, nil, t.ms...)
-			}
-		} else {
-			mat(n("ffn_gate_exps.weight"), dtype, nil, L.ExpGate...)
-			mat(n("ffn_up_exps.weight"), dtype, nil, L.ExpUp...)
-			mat(n("ffn_down_exps.weight"), dtype, nil, L.ExpDown...)
-		}
-		if L.ShGate != nil {
-			mat(n("ffn_gate_shexp.weight"), dtype, nil, L.ShGate)
-			mat(n("ffn_up_shexp.weight"), dtype, nil, L.ShUp)
-			mat(n("ffn_down_shexp.weight"), dtype, nil, L.ShDown)
-			// llama.cpp stores the shared expert's gate as a vector [n_embd].
-			vec(n("ffn_gate_inp_shexp.weight"), dequantAll(L.ShGateInp))
-		}
+		tw.writeLayer(l, &m.Layers[l], qPerm, kPerm, router)
 	}
-	if err != nil {
-		return fmt.Errorf("write GGUF %s: %w", path, err)
+}
+
+// writeLayer adds layer l's tensors: attention, then the dense FFN or the router, the
+// experts (stacked, or MoLE's latent tensors) and the shared expert.
+func (tw *ggufTensorWriter) writeLayer(l int, L *Layer, qPerm, kPerm func(int) int, router loader.DType) {
+	dtype := tw.o.DType
+	n := func(s string) string { return fmt.Sprintf("blk.%d.%s", l, s) }
+	tw.vec(n("attn_norm.weight"), L.AttnNorm)
+	tw.mat(n("attn_q.weight"), dtype, qPerm, L.Wq)
+	tw.mat(n("attn_k.weight"), dtype, kPerm, L.Wk)
+	tw.mat(n("attn_v.weight"), dtype, nil, L.Wv)
+	tw.mat(n("attn_output.weight"), dtype, nil, L.Wo)
+	tw.vec(n("attn_q.bias"), permuteVec(L.Bq, qPerm))
+	tw.vec(n("attn_k.bias"), permuteVec(L.Bk, kPerm))
+	tw.vec(n("attn_v.bias"), L.Bv)
+	tw.vec(n("attn_output.bias"), L.Bo)
+	tw.vec(n("attn_q_norm.weight"), L.QNorm)
+	tw.vec(n("attn_k_norm.weight"), L.KNorm)
+	tw.vec(n("ffn_norm.weight"), L.FFNNorm)
+	if L.Router == nil {
+		tw.mat(n("ffn_gate.weight"), dtype, nil, L.Gate)
+		tw.mat(n("ffn_up.weight"), dtype, nil, L.Up)
+		tw.mat(n("ffn_down.weight"), dtype, nil, L.Down)
+		return
 	}
-	if err := w.Encode(out); err != nil {
-		return fmt.Errorf("write GGUF %s: %w", path, err)
+	tw.mat(n("ffn_gate_inp.weight"), router, nil, L.Router)
+	if L.Latent != nil { // MoLE (latent_convert.go)
+		for _, t := range L.Latent.latentTensors(l) {
+			tw.mat(t.name, dtype, nil, t.ms...)
+		}
+	} else {
+		tw.mat(n("ffn_gate_exps.weight"), dtype, nil, L.ExpGate...)
+		tw.mat(n("ffn_up_exps.weight"), dtype, nil, L.ExpUp...)
+		tw.mat(n("ffn_down_exps.weight"), dtype, nil, L.ExpDown...)
 	}
-	return nil
+	if L.ShGate != nil {
+		tw.mat(n("ffn_gate_shexp.weight"), dtype, nil, L.ShGate)
+		tw.mat(n("ffn_up_shexp.weight"), dtype, nil, L.ShUp)
+		tw.mat(n("ffn_down_shexp.weight"), dtype, nil, L.ShDown)
+		// llama.cpp stores the shared expert's gate as a vector [n_embd].
+		tw.vec(n("ffn_gate_inp_shexp.weight"), dequantAll(L.ShGateInp))
+	}
+}
+
+// permuteVec applies a row permutation to a bias (nil perm: v itself).
+func permuteVec(v []float32, perm func(int) int) []float32 {
+	if v == nil || perm == nil {
+		return v
+	}
+	out := make([]float32, len(v))
+	for i := range out {
+		out[i] = v[perm(i)]
+	}
+	return out
 }
 
 // interleavePerm maps an output row to its source row for llama.cpp's q/k permutation

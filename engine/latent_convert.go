@@ -85,52 +85,32 @@ type MoLEReport struct {
 // WriteGGUFWith (Meta: MoLEMeta).
 func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLEReport, error) {
 	c := &m.Config
-	if c.NExpert == 0 {
-		return nil, nil, errors.New("convert-mole: the model has no routed experts")
-	}
-	if c.NFFShared > 0 {
-		return nil, nil, errors.New("convert-mole: models with a shared expert (Qwen2-MoE) are not supported yet")
-	}
-	if o.Rank <= 0 && (o.Energy <= 0 || o.Energy > 1) {
-		return nil, nil, fmt.Errorf("convert-mole: need a rank or an energy fraction in (0, 1], not %v", o.Energy)
+	if err := checkMoLEOptions(c, o); err != nil {
+		return nil, nil, err
 	}
 	groups := max(1, min(o.Groups, c.NExpert))
 	rep := &MoLEReport{Method: "mole", Groups: groups, Layers: make([]MoLELayer, c.NLayer)}
 	if o.Baseline {
 		rep.Method = "svd-expert"
 	}
-	cal := o.Calibration
-	if cal != nil && len(cal.Layers) != c.NLayer {
-		return nil, nil, fmt.Errorf("convert-mole: calibration statistics of %d layers for a model of %d", len(cal.Layers), c.NLayer)
-	}
-	if cal == nil && (o.Whiten || o.RefitA || o.Fit > 0) {
-		if len(o.Calib) == 0 {
-			return nil, nil, errors.New("convert-mole: --whiten, --refit and --fit need calibration text")
-		}
-		if o.Progress != nil {
-			o.Progress("calibrating", 0, 1)
-		}
-		var err error
-		if cal, err = m.CollectCalibration(ctx, o.Calib, o.Window); err != nil {
-			return nil, nil, err
-		}
+	cal, err := moleCalibration(ctx, m, o)
+	if err != nil {
+		return nil, nil, err
 	}
 	if cal != nil {
 		rep.CalibTokens = cal.Tokens
 	}
 	out := &Model{Config: m.Config, Tok: m.Tok, Embed: m.Embed, OutNorm: m.OutNorm, Output: m.Output,
 		Layers: append([]Layer(nil), m.Layers...), src: m.src, pool: NewPool(0), act: m.act}
-	nm, ne := c.NFFExpert, c.NEmbd
 	moeLayers := 0
 	for l := range m.Layers {
 		if m.Layers[l].Router != nil {
 			moeLayers++
 		}
 	}
-	var alloc [][3]int
+	cv := &moleConverter{o: o, c: c, groups: groups, cal: cal}
 	if o.Alloc && o.Rank > 0 {
-		var err error
-		if alloc, err = allocateRanks(ctx, m, cal, o, groups); err != nil {
+		if cv.alloc, err = allocateRanks(ctx, m, cal, o, groups); err != nil {
 			out.Close()
 			return nil, nil, err
 		}
@@ -149,126 +129,10 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 			out.Close()
 			return nil, nil, errors.New("convert-mole: the model is already latent")
 		}
-		inCov, downCov, expCov := layerCovs(cal, l, o)
-		lr := &rep.Layers[l]
-		lf := &LatentFFN{Method: rep.Method, GroupOf: make([]int, c.NExpert)}
-		// rank picks the shared rank from the shared spectrum, then, for the baseline,
-		// refactors every expert alone at the equal-parameter rank.
-		proj := func(pi int, ms []*Matrix, in bool, cov []float64, covs [][]float64) (bases, experts [][]float32, r int, energy float64, err error) {
-			ws := make([][]float32, len(ms))
-			for e, mm := range ms {
-				ws[e] = dequantAll(mm)
-			}
-			mk := func(g int) (*moe.LatentFactor, error) {
-				if in {
-					return moe.NewInFactor(ws, nm, ne, g, cov)
-				}
-				return moe.NewOutFactor(ws, ne, nm, g, covs)
-			}
-			r = o.Rank
-			if o.ProjRank[pi] > 0 {
-				r = o.ProjRank[pi]
-			}
-			if alloc != nil {
-				r = alloc[l][pi]
-			}
-			// The shared spectrum is MoLE's factor and picks energy ranks; a baseline at a
-			// given rank never needs it.
-			var f *moe.LatentFactor
-			if !o.Baseline || r <= 0 {
-				if f, err = mk(groups); err != nil {
-					return nil, nil, 0, 0, err
-				}
-				if r <= 0 {
-					r = f.RankFor(o.Energy)
-				}
-			}
-			r = min(r, ne)
-			if f != nil {
-				energy = f.Energy(r)
-			}
-			if o.Baseline {
-				r = min(moe.BaselineRank(c.NExpert, nm, ne, r, groups), ne)
-			}
-			switch {
-			case o.Baseline && o.Fit > 0:
-				// The data-aware baseline: every expert by its own whitened SVD.
-				covs := expCov
-				if !in {
-					covs = downCov
-				}
-				bases, experts, energy, err = moe.ExpertFactors(ws, nm, ne, in, covs, r)
-				if err != nil {
-					return nil, nil, 0, 0, err
-				}
-				return bases, experts, r, energy, nil
-			case o.Baseline:
-				key := baselineKey{ms[0], in}
-				if f = o.baselineCache[key]; f == nil {
-					if f, err = mk(c.NExpert); err != nil {
-						return nil, nil, 0, 0, err
-					}
-					if o.baselineCache != nil {
-						o.baselineCache[key] = f
-					}
-				}
-				energy = f.Energy(r)
-				bases, experts = f.Build(r)
-			default:
-				bases, experts = f.Build(r)
-			}
-			if in && expCov != nil && o.Fit > 0 {
-				groupOf := make([]int, len(ws))
-				for e := range groupOf {
-					groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
-				}
-				objs, err := moe.FitIn(ws, nm, ne, bases, groupOf, expCov, experts, o.Fit, max(o.FitCG, 1))
-				if err != nil {
-					return nil, nil, 0, 0, err
-				}
-				if o.FitObjectives != nil {
-					o.FitObjectives(l, pi, objs)
-				}
-			} else if in && expCov != nil {
-				groupOf := make([]int, len(ws))
-				for e := range groupOf {
-					groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
-				}
-				if err := moe.RefitIn(ws, nm, ne, bases, groupOf, expCov, experts); err != nil {
-					return nil, nil, 0, 0, err
-				}
-			}
-			return bases, experts, r, energy, nil
-		}
-		var err error
-		var gb, ge, ub, ue, db, de [][]float32
-		if gb, ge, lr.RankGate, lr.EnergyGate, err = proj(0, L.ExpGate, true, inCov, nil); err == nil {
-			if ub, ue, lr.RankUp, lr.EnergyUp, err = proj(1, L.ExpUp, true, inCov, nil); err == nil {
-				db, de, lr.RankDown, lr.EnergyDown, err = proj(2, L.ExpDown, false, nil, downCov)
-			}
-		}
-		if err != nil {
+		if err := cv.convertLayer(l, L, rep); err != nil {
 			out.Close()
 			return nil, nil, fmt.Errorf("convert-mole: layer %d: %w", l, err)
 		}
-		name := func(t string) string { return fmt.Sprintf(t, l) }
-		lf.GateIn = f32Matrices(name(latGateIn), gb, lr.RankGate, ne)
-		lf.UpIn = f32Matrices(name(latUpIn), ub, lr.RankUp, ne)
-		lf.DownOut = f32Matrices(name(latDownOut), db, ne, lr.RankDown)
-		lf.ExpGate = f32Matrices(name(latGateExps), ge, nm, lr.RankGate)
-		lf.ExpUp = f32Matrices(name(latUpExps), ue, nm, lr.RankUp)
-		lf.ExpDown = f32Matrices(name(latDownExps), de, lr.RankDown, nm)
-		lf.RankG, lf.RankU, lf.RD = lr.RankGate, lr.RankUp, lr.RankDown
-		for e := range lf.GroupOf {
-			lf.GroupOf[e] = moe.GroupOf(e, c.NExpert, len(gb))
-		}
-		for _, ms := range [][]*Matrix{L.ExpGate, L.ExpUp, L.ExpDown} {
-			for _, mm := range ms {
-				rep.ParamsBefore += int64(mm.Rows) * int64(mm.Cols)
-			}
-		}
-		rep.ParamsAfter += lf.Params()
-		L.ExpGate, L.ExpUp, L.ExpDown, L.Latent = nil, nil, nil, lf
 		done++
 		if o.Progress != nil {
 			o.Progress("factoring", int64(done), int64(moeLayers))
@@ -278,6 +142,203 @@ func ConvertMoLE(ctx context.Context, m *Model, o MoLEOptions) (*Model, *MoLERep
 		rep.Groups = c.NExpert
 	}
 	return out, rep, nil
+}
+
+// checkMoLEOptions rejects, before any work, models and options ConvertMoLE cannot
+// convert.
+func checkMoLEOptions(c *Config, o MoLEOptions) error {
+	if c.NExpert == 0 {
+		return errors.New("convert-mole: the model has no routed experts")
+	}
+	if c.NFFShared > 0 {
+		return errors.New("convert-mole: models with a shared expert (Qwen2-MoE) are not supported yet")
+	}
+	if o.Rank <= 0 && (o.Energy <= 0 || o.Energy > 1) {
+		return fmt.Errorf("convert-mole: need a rank or an energy fraction in (0, 1], not %v", o.Energy)
+	}
+	return nil
+}
+
+// moleCalibration returns o's calibration statistics, collected from o.Calib when
+// whitening, refitting or fitting needs them and none were given (nil when not needed).
+func moleCalibration(ctx context.Context, m *Model, o MoLEOptions) (*Calibration, error) {
+	c := &m.Config
+	cal := o.Calibration
+	if cal != nil && len(cal.Layers) != c.NLayer {
+		return nil, fmt.Errorf("convert-mole: calibration statistics of %d layers for a model of %d", len(cal.Layers), c.NLayer)
+	}
+	if cal == nil && (o.Whiten || o.RefitA || o.Fit > 0) {
+		if len(o.Calib) == 0 {
+			return nil, errors.New("convert-mole: --whiten, --refit and --fit need calibration text")
+		}
+		if o.Progress != nil {
+			o.Progress("calibrating", 0, 1)
+		}
+		return m.CollectCalibration(ctx, o.Calib, o.Window)
+	}
+	return cal, nil
+}
+
+// moleConverter holds what every layer's factorisation shares.
+type moleConverter struct {
+	o      MoLEOptions
+	c      *Config
+	groups int
+	cal    *Calibration
+	alloc  [][3]int // ranks per layer and projection from --alloc, else nil
+}
+
+// moleCovs are one layer's calibration covariances (layerCovs; nil without calibration).
+type moleCovs struct {
+	in        []float64
+	down, exp [][]float64
+}
+
+// convertLayer replaces L's routed experts by their latent factors, and records the
+// ranks, energies and parameter counts in rep.
+func (cv *moleConverter) convertLayer(l int, L *Layer, rep *MoLEReport) error {
+	c := cv.c
+	nm, ne := c.NFFExpert, c.NEmbd
+	var cov moleCovs
+	cov.in, cov.down, cov.exp = layerCovs(cv.cal, l, cv.o)
+	lr := &rep.Layers[l]
+	lf := &LatentFFN{Method: rep.Method, GroupOf: make([]int, c.NExpert)}
+	var err error
+	var gb, ge, ub, ue, db, de [][]float32
+	if gb, ge, lr.RankGate, lr.EnergyGate, err = cv.factor(l, 0, L.ExpGate, true, cov); err == nil {
+		if ub, ue, lr.RankUp, lr.EnergyUp, err = cv.factor(l, 1, L.ExpUp, true, cov); err == nil {
+			db, de, lr.RankDown, lr.EnergyDown, err = cv.factor(l, 2, L.ExpDown, false, cov)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	name := func(t string) string { return fmt.Sprintf(t, l) }
+	lf.GateIn = f32Matrices(name(latGateIn), gb, lr.RankGate, ne)
+	lf.UpIn = f32Matrices(name(latUpIn), ub, lr.RankUp, ne)
+	lf.DownOut = f32Matrices(name(latDownOut), db, ne, lr.RankDown)
+	lf.ExpGate = f32Matrices(name(latGateExps), ge, nm, lr.RankGate)
+	lf.ExpUp = f32Matrices(name(latUpExps), ue, nm, lr.RankUp)
+	lf.ExpDown = f32Matrices(name(latDownExps), de, lr.RankDown, nm)
+	lf.RankG, lf.RankU, lf.RD = lr.RankGate, lr.RankUp, lr.RankDown
+	for e := range lf.GroupOf {
+		lf.GroupOf[e] = moe.GroupOf(e, c.NExpert, len(gb))
+	}
+	for _, ms := range [][]*Matrix{L.ExpGate, L.ExpUp, L.ExpDown} {
+		for _, mm := range ms {
+			rep.ParamsBefore += int64(mm.Rows) * int64(mm.Cols)
+		}
+	}
+	rep.ParamsAfter += lf.Params()
+	L.ExpGate, L.ExpUp, L.ExpDown, L.Latent = nil, nil, nil, lf
+	return nil
+}
+
+// rank is the rank asked for projection pi (0 gate, 1 up, 2 down) of layer l: --alloc's,
+// else the projection's own, else o.Rank (0: pick by energy).
+func (cv *moleConverter) rank(l, pi int) int {
+	o := cv.o
+	r := o.Rank
+	if o.ProjRank[pi] > 0 {
+		r = o.ProjRank[pi]
+	}
+	if cv.alloc != nil {
+		r = cv.alloc[l][pi]
+	}
+	return r
+}
+
+// factor factors projection pi of layer l's experts ms (in: gate or up, else down): it
+// picks the shared rank from the shared spectrum, then, for the baseline, refactors
+// every expert alone at the equal-parameter rank.
+func (cv *moleConverter) factor(l, pi int, ms []*Matrix, in bool, cov moleCovs) (bases, experts [][]float32, r int, energy float64, err error) {
+	o, c := cv.o, cv.c
+	nm, ne := c.NFFExpert, c.NEmbd
+	ws := make([][]float32, len(ms))
+	for e, mm := range ms {
+		ws[e] = dequantAll(mm)
+	}
+	mk := func(g int) (*moe.LatentFactor, error) {
+		if in {
+			return moe.NewInFactor(ws, nm, ne, g, cov.in)
+		}
+		return moe.NewOutFactor(ws, ne, nm, g, cov.down)
+	}
+	r = cv.rank(l, pi)
+	// The shared spectrum is MoLE's factor and picks energy ranks; a baseline at a
+	// given rank never needs it.
+	var f *moe.LatentFactor
+	if !o.Baseline || r <= 0 {
+		if f, err = mk(cv.groups); err != nil {
+			return nil, nil, 0, 0, err
+		}
+		if r <= 0 {
+			r = f.RankFor(o.Energy)
+		}
+	}
+	r = min(r, ne)
+	if f != nil {
+		energy = f.Energy(r)
+	}
+	if o.Baseline {
+		r = min(moe.BaselineRank(c.NExpert, nm, ne, r, cv.groups), ne)
+	}
+	switch {
+	case o.Baseline && o.Fit > 0:
+		// The data-aware baseline: every expert by its own whitened SVD.
+		covs := cov.exp
+		if !in {
+			covs = cov.down
+		}
+		bases, experts, energy, err = moe.ExpertFactors(ws, nm, ne, in, covs, r)
+		if err != nil {
+			return nil, nil, 0, 0, err
+		}
+		return bases, experts, r, energy, nil
+	case o.Baseline:
+		key := baselineKey{ms[0], in}
+		if f = o.baselineCache[key]; f == nil {
+			if f, err = mk(c.NExpert); err != nil {
+				return nil, nil, 0, 0, err
+			}
+			if o.baselineCache != nil {
+				o.baselineCache[key] = f
+			}
+		}
+		energy = f.Energy(r)
+		bases, experts = f.Build(r)
+	default:
+		bases, experts = f.Build(r)
+	}
+	if in && cov.exp != nil {
+		if err := cv.fitIn(l, pi, ws, bases, experts, cov.exp); err != nil {
+			return nil, nil, 0, 0, err
+		}
+	}
+	return bases, experts, r, energy, nil
+}
+
+// fitIn improves a gate or up factorisation on the calibration inputs routed to each
+// expert: --fit rounds of alternating least squares over A_e and the bases, else (with
+// --refit's statistics) a least-squares refit of each A_e for the fixed bases.
+func (cv *moleConverter) fitIn(l, pi int, ws, bases, experts [][]float32, expCov [][]float64) error {
+	o, c := cv.o, cv.c
+	nm, ne := c.NFFExpert, c.NEmbd
+	groupOf := make([]int, len(ws))
+	for e := range groupOf {
+		groupOf[e] = moe.GroupOf(e, len(ws), len(bases))
+	}
+	if o.Fit > 0 {
+		objs, err := moe.FitIn(ws, nm, ne, bases, groupOf, expCov, experts, o.Fit, max(o.FitCG, 1))
+		if err != nil {
+			return err
+		}
+		if o.FitObjectives != nil {
+			o.FitObjectives(l, pi, objs)
+		}
+		return nil
+	}
+	return moe.RefitIn(ws, nm, ne, bases, groupOf, expCov, experts)
 }
 
 // f32Matrices wraps row-major float32 data as F32 matrices named like the stacked

@@ -459,7 +459,6 @@ func (m *Model) bind(lm *loader.Model, fam *family, n naming, sparse []bool) err
 		// GGUF omits output.weight for tied models; so do some HF checkpoints.
 		m.Output, c.TiedEmbeddings = m.Embed, true
 	}
-	qDim, kvDim := c.NHead*c.HeadDim, c.NKVHead*c.HeadDim
 	if c.NHead%c.NKVHead != 0 {
 		return fmt.Errorf("%d attention heads are not a multiple of %d KV heads", c.NHead, c.NKVHead)
 	}
@@ -468,96 +467,16 @@ func (m *Model) bind(lm *loader.Model, fam *family, n naming, sparse []bool) err
 	}
 	m.Layers = make([]Layer, c.NLayer)
 	for l := range m.Layers {
-		L := &m.Layers[l]
-		f := func(t string) string { return fmt.Sprintf(t, l) }
-		steps := []error{}
-		must := func(mm **Matrix, t string, rows, cols int) {
-			var e error
-			*mm, e = b.matrix(f(t), rows, cols, true)
-			steps = append(steps, e)
-		}
-		vec := func(v *[]float32, t string, n int, required bool) {
-			var e error
-			*v, e = b.vector(f(t), n, required)
-			steps = append(steps, e)
-		}
-		vec(&L.AttnNorm, n.AttnNorm, c.NEmbd, true)
-		must(&L.Wq, n.Q, qDim, c.NEmbd)
-		must(&L.Wk, n.K, kvDim, c.NEmbd)
-		must(&L.Wv, n.V, kvDim, c.NEmbd)
-		must(&L.Wo, n.O, c.NEmbd, qDim)
-		vec(&L.Bq, n.QBias, qDim, false)
-		vec(&L.Bk, n.KBias, kvDim, false)
-		vec(&L.Bv, n.VBias, kvDim, false)
-		vec(&L.Bo, n.OBias, c.NEmbd, false)
-		switch c.QKNorm {
-		case "head":
-			vec(&L.QNorm, n.QNorm, c.HeadDim, true)
-			vec(&L.KNorm, n.KNorm, c.HeadDim, true)
-		case "full":
-			vec(&L.QNorm, n.QNorm, qDim, true)
-			vec(&L.KNorm, n.KNorm, kvDim, true)
-		}
-		vec(&L.FFNNorm, n.FFNNorm, c.NEmbd, true)
-		if err := firstErr(steps); err != nil {
+		lb := &layerBinder{b: b, c: c, n: n, l: l}
+		if err := lb.attention(&m.Layers[l]); err != nil {
 			return err
 		}
 		if !sparse[l] {
-			if c.NFF == 0 {
-				if t, ok := lm.Tensor(f(n.Gate)); ok && len(t.Shape) == 2 {
-					c.NFF = t.Shape[0]
-				}
-			}
-			must(&L.Gate, n.Gate, c.NFF, c.NEmbd)
-			must(&L.Up, n.Up, c.NFF, c.NEmbd)
-			must(&L.Down, n.Down, c.NEmbd, c.NFF)
-			if err := firstErr(steps); err != nil {
-				return err
-			}
-			continue
+			err = lb.denseFFN(&m.Layers[l])
+		} else {
+			err = lb.moe(&m.Layers[l], fam)
 		}
-		if c.NExpertUsed <= 0 || c.NExpertUsed > c.NExpert || c.NExpertUsed >= maxFFNParts {
-			return fmt.Errorf("%d experts used per token of %d", c.NExpertUsed, c.NExpert)
-		}
-		must(&L.Router, n.Router, c.NExpert, c.NEmbd)
-		if err := firstErr(steps); err != nil {
-			return err
-		}
-		// The expert width is taken from the weights when metadata lacks it (GGUF
-		// Mixtral files only carry feed_forward_length).
-		if c.NFFExpert == 0 {
-			c.NFFExpert = expertWidth(lm, n, l)
-		}
-		if lm.GGUF != nil {
-			if L.Latent, err = b.latent(l, c); err != nil {
-				return err
-			}
-		}
-		if L.Latent != nil {
-			// MoLE: the experts are latent factors (latent.go).
-		} else if L.ExpGate, err = b.experts(n.StackGate, n.ExpGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
-			return err
-		} else if L.ExpUp, err = b.experts(n.StackUp, n.ExpUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
-			return err
-		} else if L.ExpDown, err = b.experts(n.StackDown, n.ExpDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
-			return err
-		}
-		// A family with a shared expert may leave its width to the weights; any file
-		// that declares one gets it bound, with the sigmoid gate the blocks apply.
-		if fam.sharedExpert != "" || c.NFFShared > 0 {
-			if c.NFFShared == 0 {
-				if t, ok := lm.Tensor(f(n.ShGate)); ok && len(t.Shape) == 2 {
-					c.NFFShared = t.Shape[0]
-				}
-			}
-			if c.NFFShared > 0 {
-				must(&L.ShGate, n.ShGate, c.NFFShared, c.NEmbd)
-				must(&L.ShUp, n.ShUp, c.NFFShared, c.NEmbd)
-				must(&L.ShDown, n.ShDown, c.NEmbd, c.NFFShared)
-				must(&L.ShGateInp, n.ShGateInp, 1, c.NEmbd)
-			}
-		}
-		if err := firstErr(steps); err != nil {
+		if err != nil {
 			return err
 		}
 	}
@@ -565,6 +484,125 @@ func (m *Model) bind(lm *loader.Model, fam *family, n naming, sparse []bool) err
 		c.CtxLen = 2048
 	}
 	return nil
+}
+
+// layerBinder binds the tensors of layer l. Its matrix and vector methods record each
+// error and go on, so that a group of tensors reads as a list; err then returns the
+// first of them, as binding each tensor in turn would.
+type layerBinder struct {
+	b     binder
+	c     *Config
+	n     naming
+	l     int
+	steps []error
+}
+
+func (lb *layerBinder) name(t string) string { return fmt.Sprintf(t, lb.l) }
+
+// matrix binds the required matrix named by template t.
+func (lb *layerBinder) matrix(mm **Matrix, t string, rows, cols int) {
+	var e error
+	*mm, e = lb.b.matrix(lb.name(t), rows, cols, true)
+	lb.steps = append(lb.steps, e)
+}
+
+// vector binds the vector named by template t.
+func (lb *layerBinder) vector(v *[]float32, t string, n int, required bool) {
+	var e error
+	*v, e = lb.b.vector(lb.name(t), n, required)
+	lb.steps = append(lb.steps, e)
+}
+
+func (lb *layerBinder) err() error { return firstErr(lb.steps) }
+
+// attention binds the norms, projections, biases and q/k norms of the attention block,
+// and the FFN norm.
+func (lb *layerBinder) attention(L *Layer) error {
+	c, n := lb.c, lb.n
+	qDim, kvDim := c.NHead*c.HeadDim, c.NKVHead*c.HeadDim
+	lb.vector(&L.AttnNorm, n.AttnNorm, c.NEmbd, true)
+	lb.matrix(&L.Wq, n.Q, qDim, c.NEmbd)
+	lb.matrix(&L.Wk, n.K, kvDim, c.NEmbd)
+	lb.matrix(&L.Wv, n.V, kvDim, c.NEmbd)
+	lb.matrix(&L.Wo, n.O, c.NEmbd, qDim)
+	lb.vector(&L.Bq, n.QBias, qDim, false)
+	lb.vector(&L.Bk, n.KBias, kvDim, false)
+	lb.vector(&L.Bv, n.VBias, kvDim, false)
+	lb.vector(&L.Bo, n.OBias, c.NEmbd, false)
+	switch c.QKNorm {
+	case "head":
+		lb.vector(&L.QNorm, n.QNorm, c.HeadDim, true)
+		lb.vector(&L.KNorm, n.KNorm, c.HeadDim, true)
+	case "full":
+		lb.vector(&L.QNorm, n.QNorm, qDim, true)
+		lb.vector(&L.KNorm, n.KNorm, kvDim, true)
+	}
+	lb.vector(&L.FFNNorm, n.FFNNorm, c.NEmbd, true)
+	return lb.err()
+}
+
+// denseFFN binds a dense layer's gate, up and down projections, taking the FFN width
+// from the gate when the metadata lacks it.
+func (lb *layerBinder) denseFFN(L *Layer) error {
+	c, n := lb.c, lb.n
+	if c.NFF == 0 {
+		if t, ok := lb.b.lm.Tensor(lb.name(n.Gate)); ok && len(t.Shape) == 2 {
+			c.NFF = t.Shape[0]
+		}
+	}
+	lb.matrix(&L.Gate, n.Gate, c.NFF, c.NEmbd)
+	lb.matrix(&L.Up, n.Up, c.NFF, c.NEmbd)
+	lb.matrix(&L.Down, n.Down, c.NEmbd, c.NFF)
+	return lb.err()
+}
+
+// moe binds a MoE layer's router, its experts (stacked, per expert, or MoLE's latent
+// factors) and its shared expert when the family or the file has one.
+func (lb *layerBinder) moe(L *Layer, fam *family) error {
+	c, n, l, b := lb.c, lb.n, lb.l, lb.b
+	if c.NExpertUsed <= 0 || c.NExpertUsed > c.NExpert || c.NExpertUsed >= maxFFNParts {
+		return fmt.Errorf("%d experts used per token of %d", c.NExpertUsed, c.NExpert)
+	}
+	lb.matrix(&L.Router, n.Router, c.NExpert, c.NEmbd)
+	if err := lb.err(); err != nil {
+		return err
+	}
+	// The expert width is taken from the weights when metadata lacks it (GGUF
+	// Mixtral files only carry feed_forward_length).
+	if c.NFFExpert == 0 {
+		c.NFFExpert = expertWidth(b.lm, n, l)
+	}
+	var err error
+	if b.lm.GGUF != nil {
+		if L.Latent, err = b.latent(l, c); err != nil {
+			return err
+		}
+	}
+	if L.Latent != nil {
+		// MoLE: the experts are latent factors (latent.go).
+	} else if L.ExpGate, err = b.experts(n.StackGate, n.ExpGate, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+		return err
+	} else if L.ExpUp, err = b.experts(n.StackUp, n.ExpUp, l, c.NExpert, c.NFFExpert, c.NEmbd); err != nil {
+		return err
+	} else if L.ExpDown, err = b.experts(n.StackDown, n.ExpDown, l, c.NExpert, c.NEmbd, c.NFFExpert); err != nil {
+		return err
+	}
+	// A family with a shared expert may leave its width to the weights; any file
+	// that declares one gets it bound, with the sigmoid gate the blocks apply.
+	if fam.sharedExpert != "" || c.NFFShared > 0 {
+		if c.NFFShared == 0 {
+			if t, ok := b.lm.Tensor(lb.name(n.ShGate)); ok && len(t.Shape) == 2 {
+				c.NFFShared = t.Shape[0]
+			}
+		}
+		if c.NFFShared > 0 {
+			lb.matrix(&L.ShGate, n.ShGate, c.NFFShared, c.NEmbd)
+			lb.matrix(&L.ShUp, n.ShUp, c.NFFShared, c.NEmbd)
+			lb.matrix(&L.ShDown, n.ShDown, c.NEmbd, c.NFFShared)
+			lb.matrix(&L.ShGateInp, n.ShGateInp, 1, c.NEmbd)
+		}
+	}
+	return lb.err()
 }
 
 func expertWidth(lm *loader.Model, n naming, l int) int {

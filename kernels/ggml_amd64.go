@@ -173,12 +173,21 @@ func align64(b []byte) []byte {
 // kernels save and resume the float sums between chunks, in block order).
 const ggmlMinGroups = 8
 
-func ggmlGemmBlocked(q4 bool, out []float32, rows int, w []byte, rb, nb int, xq []byte, ntok int) {
+// ggmlBlockedPlan is the blocking of one blocked AVX-512 GEMM: gb groups of 16 tokens
+// per token block, kc blocks per chunk of blocks (nk chunks), chunk weight rows prepared
+// at a time, and the sizes of the scratch areas carved from one pooled buffer.
+type ggmlBlockedPlan struct {
+	gb, kc, nk, chunk int
+	tileFs, fsFloats  int // saved float sums: per tile of M groups, and in all (0 when nk == 1)
+	xpBytes, wpBytes  int // prepared activations and weights
+	tail              int // bytes of the zero-padded last partial group (0 when none)
+}
+
+// ggmlPlanBlocked sizes the blocks of a GEMM of rows x nb blocks by ntok tokens so that
+// the prepared activations stay within ggmlPrepBudget and the prepared weights within
+// ggmlWPrepBudget.
+func ggmlPlanBlocked(rows, nb, ntok int) ggmlBlockedPlan {
 	const R, M = ggmlTileRows, ggmlTileGroups
-	blk := Q8_0Bytes
-	if q4 {
-		blk = Q4_0Bytes
-	}
 	xb := nb * Q8_0Bytes
 	groups := (ntok + 15) / 16
 	gb := min(groups, ggmlMinGroups)
@@ -206,19 +215,42 @@ func ggmlGemmBlocked(q4 bool, out []float32, rows int, w []byte, rb, nb int, xq 
 	if nk > 1 {
 		fsFloats = (gb + M - 1) / M * tileFs
 	}
-	xpBytes, wpBytes := gb*kc*ggmlPrepBytes, chunk*wrs
-	bp := xPrep.Get()
-	if need := xpBytes + wpBytes + 4*fsFloats + tail + 64; cap(*bp) < need {
+	return ggmlBlockedPlan{gb: gb, kc: kc, nk: nk, chunk: chunk, tileFs: tileFs, fsFloats: fsFloats,
+		xpBytes: gb * kc * ggmlPrepBytes, wpBytes: chunk * wrs, tail: tail}
+}
+
+// buffers carves the scratch areas from the pooled buffer *bp, growing it when too
+// small (once: the pool keeps it): prepared activations xp, prepared weights wp, saved
+// float sums fs (out itself when nk == 1, where the kernels never touch them) and the
+// padded last group tb.
+func (p ggmlBlockedPlan) buffers(bp *[]byte, out []float32) (xp, wp []byte, fs []float32, tb []byte) {
+	xpBytes, wpBytes, fsFloats := p.xpBytes, p.wpBytes, p.fsFloats
+	if need := xpBytes + wpBytes + 4*fsFloats + p.tail + 64; cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
 	buf := align64((*bp)[:cap(*bp)])
-	xp, wp := buf[:xpBytes], buf[xpBytes:xpBytes+wpBytes]
+	xp, wp = buf[:xpBytes], buf[xpBytes:xpBytes+wpBytes]
 	fsb := buf[xpBytes+wpBytes : xpBytes+wpBytes+4*fsFloats]
-	tb := buf[xpBytes+wpBytes+4*fsFloats:]
-	fs := out // never read or written when nk == 1 (flags 0)
-	if nk > 1 {
+	tb = buf[xpBytes+wpBytes+4*fsFloats:]
+	fs = out // never read or written when nk == 1 (flags 0)
+	if p.nk > 1 {
 		fs = unsafe.Slice((*float32)(unsafe.Pointer(&fsb[0])), fsFloats)
 	}
+	return xp, wp, fs, tb
+}
+
+func ggmlGemmBlocked(q4 bool, out []float32, rows int, w []byte, rb, nb int, xq []byte, ntok int) {
+	const R, M = ggmlTileRows, ggmlTileGroups
+	blk := Q8_0Bytes
+	if q4 {
+		blk = Q4_0Bytes
+	}
+	xb := nb * Q8_0Bytes
+	groups := (ntok + 15) / 16
+	p := ggmlPlanBlocked(rows, nb, ntok)
+	gb, kc, nk, chunk, tileFs := p.gb, p.kc, p.nk, p.chunk, p.tileFs
+	bp := xPrep.Get()
+	xp, wp, fs, tb := p.buffers(bp, out)
 	c := uint8(128)
 	if q4 {
 		c = 8

@@ -181,23 +181,9 @@ func (r *ggufReader) count(what string, minSize int) (int, error) {
 // in error messages and as Path. The returned tensors are views into data.
 func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	r := &ggufReader{name: name, b: data}
-	if len(data) < 4 || string(data[:4]) != ggufMagic {
-		n := min(len(data), 4)
-		return nil, r.errf("not a GGUF file (magic %q, want %q)", data[:n], ggufMagic)
-	}
-	r.off = 4
-	version, err := r.u32("version")
+	version, err := r.header()
 	if err != nil {
 		return nil, err
-	}
-	switch {
-	case version == 1:
-		return nil, r.errf("GGUF version 1 is not supported (it used 32-bit counts); only versions 2 and 3 are; convert the file with a current llama.cpp")
-	case version == 2 || version == 3:
-	case version != 0 && version&0xffff == 0 && bits.ReverseBytes32(version) <= 3:
-		return nil, r.errf("big-endian GGUF (version %d byte-swapped) is not supported", bits.ReverseBytes32(version))
-	default:
-		return nil, r.errf("unsupported GGUF version %d (only 2 and 3 are supported)", version)
 	}
 	g := &GGUFFile{Path: name, Version: version, Alignment: ggufDefaultAlignment, index: map[string]int{}}
 
@@ -211,26 +197,76 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	alignAt, err := r.metadata(g, nKV)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.setAlignment(r, alignAt); err != nil {
+		return nil, err
+	}
+	infos, err := r.tensorInfos(nTensors)
+	if err != nil {
+		return nil, err
+	}
 
+	dataOff, ok := alignUp(uint64(r.off), uint64(g.Alignment))
+	if !ok {
+		return nil, r.errf("data section offset overflows")
+	}
+	g.DataOffset = int64(dataOff)
+	if g.Tensors, err = r.tensors(infos, dataOff, g.Alignment); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// header checks the magic and returns the version, refusing the versions and byte
+// orders the reader does not handle with a message that says why.
+func (r *ggufReader) header() (uint32, error) {
+	data := r.b
+	if len(data) < 4 || string(data[:4]) != ggufMagic {
+		n := min(len(data), 4)
+		return 0, r.errf("not a GGUF file (magic %q, want %q)", data[:n], ggufMagic)
+	}
+	r.off = 4
+	version, err := r.u32("version")
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case version == 1:
+		return 0, r.errf("GGUF version 1 is not supported (it used 32-bit counts); only versions 2 and 3 are; convert the file with a current llama.cpp")
+	case version == 2 || version == 3:
+	case version != 0 && version&0xffff == 0 && bits.ReverseBytes32(version) <= 3:
+		return 0, r.errf("big-endian GGUF (version %d byte-swapped) is not supported", bits.ReverseBytes32(version))
+	default:
+		return 0, r.errf("unsupported GGUF version %d (only 2 and 3 are supported)", version)
+	}
+	return version, nil
+}
+
+// metadata reads nKV key/value pairs into g.KV and g.index. It returns the offset of
+// general.alignment (0 when absent), which that key's errors name.
+func (r *ggufReader) metadata(g *GGUFFile, nKV int) (int, error) {
 	g.KV = make([]KV, 0, nKV)
-	alignAt := 0 // offset of general.alignment, for its errors
+	alignAt := 0
 	for i := 0; i < nKV; i++ {
 		at := r.off
 		key, err := r.str(fmt.Sprintf("metadata key #%d", i))
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		qkey := Quote(key)
 		if _, dup := g.index[key]; dup {
-			return nil, r.errf("metadata key %s at offset %d appears twice", qkey, at)
+			return 0, r.errf("metadata key %s at offset %d appears twice", qkey, at)
 		}
 		t, err := r.u32(fmt.Sprintf("type of metadata %s", qkey))
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		v, err := r.value(ValueType(t), qkey, 0)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		if key == "general.alignment" {
 			alignAt = at
@@ -238,29 +274,44 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 		g.index[key] = len(g.KV)
 		g.KV = append(g.KV, KV{Key: key, Value: v})
 	}
+	return alignAt, nil
+}
 
-	if v, ok := g.Get("general.alignment"); ok {
-		a, ok := v.Uint()
-		if !ok {
-			return nil, r.errf("general.alignment at offset %d must be an unsigned integer, got %s %s", alignAt, v.Type(), quoteValue(v))
-		}
-		if a == 0 || a&(a-1) != 0 || a > maxAlignment {
-			return nil, r.errf("general.alignment %d at offset %d is not a power of two between 1 and %d", a, alignAt, maxAlignment)
-		}
-		g.Alignment = int(a)
+// setAlignment takes g.Alignment from general.alignment when present (read at offset
+// alignAt), checking that it is a power of two the offset arithmetic can use.
+func (g *GGUFFile) setAlignment(r *ggufReader, alignAt int) error {
+	v, ok := g.Get("general.alignment")
+	if !ok {
+		return nil
 	}
+	a, ok := v.Uint()
+	if !ok {
+		return r.errf("general.alignment at offset %d must be an unsigned integer, got %s %s", alignAt, v.Type(), quoteValue(v))
+	}
+	if a == 0 || a&(a-1) != 0 || a > maxAlignment {
+		return r.errf("general.alignment %d at offset %d is not a power of two between 1 and %d", a, alignAt, maxAlignment)
+	}
+	g.Alignment = int(a)
+	return nil
+}
 
-	type info struct {
-		raw    string
-		name   string // quoted (Quote), for errors
-		at     int    // offset of the tensor info, for errors
-		ne     []uint64
-		typ    DType
-		offset uint64
-	}
-	infos := make([]info, 0, nTensors)
-	seen := make(map[string]bool, nTensors)
-	for i := 0; i < nTensors; i++ {
+// ggufTensorInfo is one tensor info as read, checked only once the data section's
+// offset is known (tensors).
+type ggufTensorInfo struct {
+	raw    string
+	name   string // quoted (Quote), for errors
+	at     int    // offset of the tensor info, for errors
+	ne     []uint64
+	typ    DType
+	offset uint64
+}
+
+// tensorInfos reads n tensor infos, refusing repeated names and more dimensions than
+// ggufMaxDims.
+func (r *ggufReader) tensorInfos(n int) ([]ggufTensorInfo, error) {
+	infos := make([]ggufTensorInfo, 0, n)
+	seen := make(map[string]bool, n)
+	for i := 0; i < n; i++ {
 		at := r.off
 		tname, err := r.str(fmt.Sprintf("name of tensor #%d", i))
 		if err != nil {
@@ -292,17 +343,17 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		infos = append(infos, info{tname, qname, at, ne, DType(t), off})
+		infos = append(infos, ggufTensorInfo{tname, qname, at, ne, DType(t), off})
 	}
+	return infos, nil
+}
 
-	dataOff, ok := alignUp(uint64(r.off), uint64(g.Alignment))
-	if !ok {
-		return nil, r.errf("data section offset overflows")
-	}
-	g.DataOffset = int64(dataOff)
+// tensors checks each info's type, size, alignment and extent against the data section
+// at dataOff, and returns the tensors as views into the file's bytes.
+func (r *ggufReader) tensors(infos []ggufTensorInfo, dataOff uint64, alignment int) ([]*Tensor, error) {
+	data := r.b
 	fileSize := uint64(len(data))
-
-	g.Tensors = make([]*Tensor, 0, nTensors)
+	ts := make([]*Tensor, 0, len(infos))
 	for _, in := range infos {
 		if !in.typ.Known() {
 			return nil, r.errf("tensor %s (info at offset %d) has unknown type id %d", in.name, in.at, uint32(in.typ))
@@ -311,17 +362,17 @@ func ParseGGUF(name string, data []byte) (*GGUFFile, error) {
 		if err != nil {
 			return nil, r.errf("tensor %s (info at offset %d): %v", in.name, in.at, err)
 		}
-		if in.offset%uint64(g.Alignment) != 0 {
-			return nil, r.errf("tensor %s (info at offset %d): offset %d is not a multiple of the alignment %d", in.name, in.at, in.offset, g.Alignment)
+		if in.offset%uint64(alignment) != 0 {
+			return nil, r.errf("tensor %s (info at offset %d): offset %d is not a multiple of the alignment %d", in.name, in.at, in.offset, alignment)
 		}
 		start, c1 := bits.Add64(dataOff, in.offset, 0)
 		end, c2 := bits.Add64(start, size, 0)
 		if c1 != 0 || c2 != 0 || end > fileSize {
 			return nil, r.errf("tensor %s (info at offset %d): data [%d, %d) extends past end of file (%d bytes)", in.name, in.at, start, end, fileSize)
 		}
-		g.Tensors = append(g.Tensors, &Tensor{Name: in.raw, Shape: shape, DType: in.typ, Data: data[start:end:end]})
+		ts = append(ts, &Tensor{Name: in.raw, Shape: shape, DType: in.typ, Data: data[start:end:end]})
 	}
-	return g, nil
+	return ts, nil
 }
 
 // ggufTensorSize converts ne (innermost first) into a Shape (outermost first) and the

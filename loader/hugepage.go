@@ -110,76 +110,8 @@ func (m *Model) CopyToAnon() error {
 	if m.anon != nil {
 		return nil
 	}
-	type ref struct {
-		t     *Tensor
-		start uintptr
-	}
-	refs := make([]ref, 0, len(m.Tensors))
-	for _, t := range m.Tensors {
-		if len(t.Data) > 0 {
-			refs = append(refs, ref{t, uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))})
-		}
-	}
-	slices.SortFunc(refs, func(a, b ref) int {
-		switch {
-		case a.start < b.start:
-			return -1
-		case a.start > b.start:
-			return 1
-		}
-		return 0
-	})
-
-	// mappingOf returns the index of the file mapping holding address a, or -1.
-	mappingOf := func(a uintptr) int {
-		for i, mp := range m.mappings {
-			if len(mp.Data) == 0 {
-				continue
-			}
-			base := uintptr(unsafe.Pointer(unsafe.SliceData(mp.Data)))
-			if a >= base && a < base+uintptr(len(mp.Data)) {
-				return i
-			}
-		}
-		return -1
-	}
-
-	// A span is a run of tensors copied as one block. Tensors join the current span
-	// when both lie in the same file mapping (any gap is padding or headers of that
-	// file, safe to read) or, in memory, when they overlap it. Touching in-memory
-	// tensors are not merged: two slices that happen to be adjacent may be different
-	// objects, and one slice must not cover both.
-	type span struct {
-		lo, hi  uintptr
-		mapping int // index in m.mappings, or -1
-		first   int // first ref
-		src     []byte
-		dstOff  int
-	}
-	var spans []span
-	for i, r := range refs {
-		end := r.start + uintptr(len(r.t.Data))
-		mi := mappingOf(r.start)
-		if n := len(spans); n > 0 {
-			s := &spans[n-1]
-			if (mi >= 0 && mi == s.mapping) || (mi < 0 && s.mapping < 0 && r.start < s.hi) {
-				s.hi = max(s.hi, end)
-				continue
-			}
-		}
-		spans = append(spans, span{lo: r.start, hi: end, mapping: mi, first: i})
-	}
-	total := 0
-	for i := range spans {
-		s := &spans[i]
-		// Keep the span's address modulo 64: the copy is as aligned as the original.
-		s.dstOff = alignUpInt(total, 64) + int(s.lo%64)
-		total = s.dstOff + int(s.hi-s.lo)
-		// The source as a slice derived from the first tensor of the span, which points
-		// into the same mapping or slice as every byte of the span.
-		first := refs[s.first].t.Data
-		s.src = unsafe.Slice(unsafe.SliceData(first), int(s.hi-s.lo))
-	}
+	refs := sortedTensorRefs(m.Tensors)
+	spans, total := m.anonSpans(refs)
 	if total == 0 {
 		return nil
 	}
@@ -192,48 +124,15 @@ func (m *Model) CopyToAnon() error {
 		region.close()
 		return fmt.Errorf("loader: %s: copying weights: %w", m.Path, err)
 	}
-	files := map[int]*os.File{}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, s := range spans {
-		dst := region.data[s.dstOff : s.dstOff+len(s.src)]
-		if s.mapping >= 0 && m.mappings[s.mapping].Path != "" {
-			mp := m.mappings[s.mapping]
-			f := files[s.mapping]
-			if f == nil {
-				if f, err = os.Open(mp.Path); err != nil {
-					return fail(err)
-				}
-				files[s.mapping] = f
-			}
-			off := int64(s.lo - uintptr(unsafe.Pointer(unsafe.SliceData(mp.Data))))
-			if _, err := f.ReadAt(dst, off); err != nil {
-				return fail(err)
-			}
-			continue
-		}
-		copy(dst, s.src)
+	if err := m.fillAnon(region, spans); err != nil {
+		return fail(err)
 	}
 	// Read-only, like the file mapping: a stray write faults instead of silently
 	// changing the weights of every State.
 	if err := region.freeze(); err != nil {
 		return fail(err)
 	}
-
-	// Re-point every tensor (overlapping views keep their relative positions).
-	si := 0
-	for _, r := range refs {
-		for r.start >= spans[si].hi {
-			si++
-		}
-		s := spans[si]
-		off := s.dstOff + int(r.start-s.lo)
-		n := len(r.t.Data)
-		r.t.Data = region.data[off : off+n : off+n]
-	}
+	repointTensors(refs, spans, region)
 	for _, t := range m.Tensors {
 		if len(t.Data) == 0 {
 			t.Data = []byte{} // do not keep pointing into a mapping about to go away
@@ -246,6 +145,141 @@ func (m *Model) CopyToAnon() error {
 	m.mappings = nil
 	m.anon = region
 	return errors.Join(errs...)
+}
+
+// tensorRef is a tensor with bytes and the address they start at.
+type tensorRef struct {
+	t     *Tensor
+	start uintptr
+}
+
+// sortedTensorRefs returns the tensors that have bytes, by address, so that tensors
+// sharing a mapping or a slice come together.
+func sortedTensorRefs(tensors []*Tensor) []tensorRef {
+	refs := make([]tensorRef, 0, len(tensors))
+	for _, t := range tensors {
+		if len(t.Data) > 0 {
+			refs = append(refs, tensorRef{t, uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))})
+		}
+	}
+	slices.SortFunc(refs, func(a, b tensorRef) int {
+		switch {
+		case a.start < b.start:
+			return -1
+		case a.start > b.start:
+			return 1
+		}
+		return 0
+	})
+	return refs
+}
+
+// mappingOf returns the index of the file mapping holding address a, or -1.
+func (m *Model) mappingOf(a uintptr) int {
+	for i, mp := range m.mappings {
+		if len(mp.Data) == 0 {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(mp.Data)))
+		if a >= base && a < base+uintptr(len(mp.Data)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// anonSpan is a run of tensors copied as one block: source addresses [lo, hi), the
+// file mapping they lie in (index in m.mappings, or -1), the first ref, the source
+// bytes and the offset of the copy in the region.
+type anonSpan struct {
+	lo, hi  uintptr
+	mapping int
+	first   int
+	src     []byte
+	dstOff  int
+}
+
+// anonSpans groups refs (sorted by address) into spans and lays the spans out in the
+// region, returning them and the region's size.
+//
+// Tensors join the current span when both lie in the same file mapping (any gap is
+// padding or headers of that file, safe to read) or, in memory, when they overlap it.
+// Touching in-memory tensors are not merged: two slices that happen to be adjacent may
+// be different objects, and one slice must not cover both.
+func (m *Model) anonSpans(refs []tensorRef) ([]anonSpan, int) {
+	var spans []anonSpan
+	for i, r := range refs {
+		end := r.start + uintptr(len(r.t.Data))
+		mi := m.mappingOf(r.start)
+		if n := len(spans); n > 0 {
+			s := &spans[n-1]
+			if (mi >= 0 && mi == s.mapping) || (mi < 0 && s.mapping < 0 && r.start < s.hi) {
+				s.hi = max(s.hi, end)
+				continue
+			}
+		}
+		spans = append(spans, anonSpan{lo: r.start, hi: end, mapping: mi, first: i})
+	}
+	total := 0
+	for i := range spans {
+		s := &spans[i]
+		// Keep the span's address modulo 64: the copy is as aligned as the original.
+		s.dstOff = alignUpInt(total, 64) + int(s.lo%64)
+		total = s.dstOff + int(s.hi-s.lo)
+		// The source as a slice derived from the first tensor of the span, which points
+		// into the same mapping or slice as every byte of the span.
+		first := refs[s.first].t.Data
+		s.src = unsafe.Slice(unsafe.SliceData(first), int(s.hi-s.lo))
+	}
+	return spans, total
+}
+
+// fillAnon copies every span into region: with pread from the file when the span lies
+// in a file mapping (no page faults on the mapping, and the kernel's readahead works
+// on large reads), else from memory.
+func (m *Model) fillAnon(region *anonRegion, spans []anonSpan) error {
+	files := map[int]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, s := range spans {
+		dst := region.data[s.dstOff : s.dstOff+len(s.src)]
+		if s.mapping >= 0 && m.mappings[s.mapping].Path != "" {
+			mp := m.mappings[s.mapping]
+			f := files[s.mapping]
+			if f == nil {
+				var err error
+				if f, err = os.Open(mp.Path); err != nil {
+					return err
+				}
+				files[s.mapping] = f
+			}
+			off := int64(s.lo - uintptr(unsafe.Pointer(unsafe.SliceData(mp.Data))))
+			if _, err := f.ReadAt(dst, off); err != nil {
+				return err
+			}
+			continue
+		}
+		copy(dst, s.src)
+	}
+	return nil
+}
+
+// repointTensors points every ref's tensor at its bytes in region (overlapping views
+// keep their relative positions).
+func repointTensors(refs []tensorRef, spans []anonSpan, region *anonRegion) {
+	si := 0
+	for _, r := range refs {
+		for r.start >= spans[si].hi {
+			si++
+		}
+		s := spans[si]
+		off := s.dstOff + int(r.start-s.lo)
+		n := len(r.t.Data)
+		r.t.Data = region.data[off : off+n : off+n]
+	}
 }
 
 func alignUpInt(n, a int) int { return (n + a - 1) &^ (a - 1) }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,18 +16,21 @@ import (
 // calibSeed seeds --calib-sample, so a conversion is reproducible.
 const calibSeed = 1
 
+// convertMoLEOptions are convert-mole's flags.
+type convertMoLEOptions struct {
+	in, out, calib, typ string
+	rank, groups        int
+	window              int
+	energy              float64
+	whiten, baseline    bool
+	refit, alloc        bool
+	stream              bool
+	fit, fitCG, sample  int
+	threads             int
+}
+
 func newConvertMoLECmd() *cobra.Command {
-	var (
-		in, out, calib, typ string
-		rank, groups        int
-		window              int
-		energy              float64
-		whiten, baseline    bool
-		refit, alloc        bool
-		stream              bool
-		fit, fitCG, sample  int
-		threads             int
-	)
+	o := &convertMoLEOptions{}
 	cmd := &cobra.Command{
 		Use:   "convert-mole -m IN -o OUT [--rank R | --energy E] [--calib FILE | --calib-sample N] [--whiten] [--refit] [--fit N] [--alloc] [--groups G] [--baseline] [--stream]",
 		Short: "Convert a MoE model's experts to MoLE latent experts (shared basis + small per-expert matrices)",
@@ -70,145 +74,180 @@ parameter counts are recorded as mole.mole.* metadata (mole info shows them). Th
 appears only when complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := firstErr(
-				atLeast("--threads", threads, 0, "0 (GOMAXPROCS) or more"),
-				atLeast("--rank", rank, 0, "0 (use --energy) or more"),
-				atLeast("--groups", groups, 1, "1 or more groups"),
-				atLeast("--calib-ctx", window, 2, "at least 2 tokens"),
-				atLeast("--fit-cg", fitCG, 1, "1 or more steps"),
-			); err != nil {
-				return err
-			}
-			if !(energy >= 0 && energy <= 1) {
-				return flagError("--energy", energy, "a fraction between 0 and 1 (0 = use --rank)")
-			}
-			if out == "" {
-				return errors.New("convert-mole needs an output file: -o OUT")
-			}
-			if (rank > 0) == (energy > 0) {
-				return errors.New("convert-mole needs one of --rank R or --energy E")
-			}
-			if alloc && rank <= 0 {
-				return errors.New("--alloc spends the parameters of --rank R: give --rank")
-			}
-			if fit < 0 || sample < 0 {
-				return errors.New("--fit and --calib-sample take a count >= 0")
-			}
-			if sample > 0 && calib != "" {
-				return errors.New("give one of --calib FILE and --calib-sample N")
-			}
-			dt, ok := map[string]engine.DType{"f32": engine.F32, "f16": engine.F16, "q8_0": engine.Q8_0}[typ]
-			if !ok {
-				return fmt.Errorf("--type %q: want f32, f16 or q8_0", typ)
-			}
-			stderr := cmd.ErrOrStderr()
-			lm, err := loadModel(in, threads)
-			if err != nil {
-				return err
-			}
-			defer lm.Close()
-			// The output's temporary file is created before the long work, so that an
-			// unwritable destination fails now and not after the conversion.
-			dst, err := engine.CreateAtomic(cmd.Context(), out)
-			if err != nil {
-				return err
-			}
-			defer dst.Abort()
-			m := lm.model
-			o := engine.MoLEOptions{Rank: rank, Energy: energy, Groups: groups, Whiten: whiten, RefitA: refit, Baseline: baseline, Window: window,
-				Fit: fit, FitCG: fitCG, Alloc: alloc}
-			calibName := ""
-			if sample > 0 && !whiten && !refit && fit == 0 {
-				return errors.New("--calib-sample calibrates --whiten, --refit or --fit: give one of them")
-			}
-			if whiten || refit || fit > 0 {
-				text, name := engine.BuiltinCalibration(), "builtin"
-				if calib != "" {
-					b, err := os.ReadFile(calib)
-					if err != nil {
-						return err
-					}
-					text, name = string(b), filepath.Base(calib)
-				}
-				o.Calib, calibName = m.Tok.Encode(text, false, false), name
-				if sample > 0 {
-					bar := newBar(stderr)
-					bar.update("sampling calibration text", 0, 1)
-					o.Calib, err = m.SampleCalibration(cmd.Context(), sample, window, calibSeed)
-					bar.done(err)
-					if err != nil {
-						return err
-					}
-					calibName = fmt.Sprintf("sampled from the model: %d tokens, seed %d", sample, calibSeed)
-				}
-			}
-			bar := newBar(stderr)
-			o.Progress = bar.update
-			t0 := time.Now()
-			var rep *engine.MoLEReport
-			if stream {
-				rep, err = engine.ConvertMoLEStreamTo(cmd.Context(), m, dst, o, dt)
-				bar.done(err)
-				if err != nil {
-					return err
-				}
-			} else {
-				var cm *engine.Model
-				cm, rep, err = engine.ConvertMoLE(cmd.Context(), m, o)
-				if err != nil {
-					bar.done(err)
-					return err
-				}
-				defer cm.Close()
-				meta := rep.MoLEMeta(o)
-				if calibName != "" {
-					meta["mole.mole.calibration"] = engine.MetaString(calibName)
-				}
-				g := engine.GGUFOptions{DType: dt, Meta: meta,
-					Progress: func(done, total int64) { bar.update("writing", done, total) }}
-				err = engine.WriteGGUFTo(cmd.Context(), cm, dst, g)
-				bar.done(err)
-				if err != nil {
-					return err
-				}
-			}
-			if err := dst.Commit(); err != nil {
-				return err
-			}
-			st, err := os.Stat(out)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "wrote %s: %s, %d bytes, %.1fs\n", out, rep.Method, st.Size(), time.Since(t0).Seconds())
-			fmt.Fprintf(w, "expert parameters: %s -> %s (%.1f%%)\n", commas(rep.ParamsBefore), commas(rep.ParamsAfter),
-				100*float64(rep.ParamsAfter)/float64(max(rep.ParamsBefore, 1)))
-			for l, r := range rep.Layers {
-				if r.RankGate > 0 {
-					fmt.Fprintf(w, "layer %d: rank gate %d up %d down %d, energy kept %.4f %.4f %.4f\n",
-						l, r.RankGate, r.RankUp, r.RankDown, r.EnergyGate, r.EnergyUp, r.EnergyDown)
-				}
-			}
-			return nil
+			return runConvertMoLE(cmd, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&in, "model", "m", "", "model to convert (default: the embedded model)")
-	f.IntVarP(&threads, "threads", "t", 0, threadsHelp)
-	f.StringVarP(&out, "output", "o", "", "output GGUF file")
-	f.IntVar(&rank, "rank", 0, "latent rank of every layer and projection")
-	f.Float64Var(&energy, "energy", 0, "fraction of the spectrum to keep, per layer and projection")
-	f.IntVar(&groups, "groups", 1, "groups of experts sharing one basis")
-	f.BoolVar(&whiten, "whiten", false, "weight the error by calibration activations")
-	f.BoolVar(&refit, "refit", false, "refit each expert's gate/up factor A by least squares on its calibration inputs")
-	f.StringVar(&calib, "calib", "", "calibration text for --whiten (default: the built-in text)")
-	f.IntVar(&window, "calib-ctx", 256, "calibration window in tokens")
-	f.BoolVar(&baseline, "baseline", false, "write the per-expert SVD baseline at MoLE's parameter count")
-	f.IntVar(&fit, "fit", 0, "rounds of alternating least squares fitting the factors to calibration activations")
-	f.IntVar(&fitCG, "fit-cg", 6, "conjugate-gradient steps per basis update of --fit")
-	f.BoolVar(&alloc, "alloc", false, "allocate --rank's parameters over layers and projections by spectrum")
-	f.IntVar(&sample, "calib-sample", 0, "calibrate on this many tokens sampled from the model (instead of --calib)")
-	f.BoolVar(&stream, "stream", false, "write layer by layer from a GGUF input (--rank only): for models whose experts do not fit in memory as float32")
-	f.StringVar(&typ, "type", "f16", "weight type of the output: f32, f16 or q8_0")
+	f.StringVarP(&o.in, "model", "m", "", "model to convert (default: the embedded model)")
+	f.IntVarP(&o.threads, "threads", "t", 0, threadsHelp)
+	f.StringVarP(&o.out, "output", "o", "", "output GGUF file")
+	f.IntVar(&o.rank, "rank", 0, "latent rank of every layer and projection")
+	f.Float64Var(&o.energy, "energy", 0, "fraction of the spectrum to keep, per layer and projection")
+	f.IntVar(&o.groups, "groups", 1, "groups of experts sharing one basis")
+	f.BoolVar(&o.whiten, "whiten", false, "weight the error by calibration activations")
+	f.BoolVar(&o.refit, "refit", false, "refit each expert's gate/up factor A by least squares on its calibration inputs")
+	f.StringVar(&o.calib, "calib", "", "calibration text for --whiten (default: the built-in text)")
+	f.IntVar(&o.window, "calib-ctx", 256, "calibration window in tokens")
+	f.BoolVar(&o.baseline, "baseline", false, "write the per-expert SVD baseline at MoLE's parameter count")
+	f.IntVar(&o.fit, "fit", 0, "rounds of alternating least squares fitting the factors to calibration activations")
+	f.IntVar(&o.fitCG, "fit-cg", 6, "conjugate-gradient steps per basis update of --fit")
+	f.BoolVar(&o.alloc, "alloc", false, "allocate --rank's parameters over layers and projections by spectrum")
+	f.IntVar(&o.sample, "calib-sample", 0, "calibrate on this many tokens sampled from the model (instead of --calib)")
+	f.BoolVar(&o.stream, "stream", false, "write layer by layer from a GGUF input (--rank only): for models whose experts do not fit in memory as float32")
+	f.StringVar(&o.typ, "type", "f16", "weight type of the output: f32, f16 or q8_0")
 	return cmd
+}
+
+// runConvertMoLE checks the flags, loads the model, calibrates if asked, converts and
+// writes, then prints what the conversion kept.
+func runConvertMoLE(cmd *cobra.Command, o *convertMoLEOptions) error {
+	dt, err := o.check()
+	if err != nil {
+		return err
+	}
+	stderr := cmd.ErrOrStderr()
+	lm, err := loadModel(o.in, o.threads)
+	if err != nil {
+		return err
+	}
+	defer lm.Close()
+	// The output's temporary file is created before the long work, so that an
+	// unwritable destination fails now and not after the conversion.
+	dst, err := engine.CreateAtomic(cmd.Context(), o.out)
+	if err != nil {
+		return err
+	}
+	defer dst.Abort()
+	m := lm.model
+	mo := engine.MoLEOptions{Rank: o.rank, Energy: o.energy, Groups: o.groups, Whiten: o.whiten, RefitA: o.refit, Baseline: o.baseline, Window: o.window,
+		Fit: o.fit, FitCG: o.fitCG, Alloc: o.alloc}
+	calibName, err := o.calibrate(cmd, m, &mo)
+	if err != nil {
+		return err
+	}
+	bar := newBar(stderr)
+	mo.Progress = bar.update
+	t0 := time.Now()
+	rep, err := convertMoLEInto(cmd, m, dst, mo, dt, calibName, bar, o.stream)
+	if err != nil {
+		return err
+	}
+	if err := dst.Commit(); err != nil {
+		return err
+	}
+	st, err := os.Stat(o.out)
+	if err != nil {
+		return err
+	}
+	printMoLEReport(cmd.OutOrStdout(), o.out, rep, st.Size(), time.Since(t0))
+	return nil
+}
+
+// check validates the flags that need no model, and returns the output weight type.
+func (o *convertMoLEOptions) check() (engine.DType, error) {
+	if err := firstErr(
+		atLeast("--threads", o.threads, 0, "0 (GOMAXPROCS) or more"),
+		atLeast("--rank", o.rank, 0, "0 (use --energy) or more"),
+		atLeast("--groups", o.groups, 1, "1 or more groups"),
+		atLeast("--calib-ctx", o.window, 2, "at least 2 tokens"),
+		atLeast("--fit-cg", o.fitCG, 1, "1 or more steps"),
+	); err != nil {
+		return 0, err
+	}
+	if !(o.energy >= 0 && o.energy <= 1) {
+		return 0, flagError("--energy", o.energy, "a fraction between 0 and 1 (0 = use --rank)")
+	}
+	if o.out == "" {
+		return 0, errors.New("convert-mole needs an output file: -o OUT")
+	}
+	if (o.rank > 0) == (o.energy > 0) {
+		return 0, errors.New("convert-mole needs one of --rank R or --energy E")
+	}
+	if o.alloc && o.rank <= 0 {
+		return 0, errors.New("--alloc spends the parameters of --rank R: give --rank")
+	}
+	if o.fit < 0 || o.sample < 0 {
+		return 0, errors.New("--fit and --calib-sample take a count >= 0")
+	}
+	if o.sample > 0 && o.calib != "" {
+		return 0, errors.New("give one of --calib FILE and --calib-sample N")
+	}
+	dt, ok := map[string]engine.DType{"f32": engine.F32, "f16": engine.F16, "q8_0": engine.Q8_0}[o.typ]
+	if !ok {
+		return 0, fmt.Errorf("--type %q: want f32, f16 or q8_0", o.typ)
+	}
+	return dt, nil
+}
+
+// calibrate sets mo.Calib when --whiten, --refit or --fit need calibration tokens: the
+// --calib text, the built-in text, or --calib-sample tokens the model samples itself.
+// It returns the name recorded as mole.mole.calibration ("" without calibration).
+func (o *convertMoLEOptions) calibrate(cmd *cobra.Command, m *engine.Model, mo *engine.MoLEOptions) (string, error) {
+	if o.sample > 0 && !o.whiten && !o.refit && o.fit == 0 {
+		return "", errors.New("--calib-sample calibrates --whiten, --refit or --fit: give one of them")
+	}
+	if !o.whiten && !o.refit && o.fit <= 0 {
+		return "", nil
+	}
+	text, name := engine.BuiltinCalibration(), "builtin"
+	if o.calib != "" {
+		b, err := os.ReadFile(o.calib)
+		if err != nil {
+			return "", err
+		}
+		text, name = string(b), filepath.Base(o.calib)
+	}
+	mo.Calib = m.Tok.Encode(text, false, false)
+	if o.sample > 0 {
+		bar := newBar(cmd.ErrOrStderr())
+		bar.update("sampling calibration text", 0, 1)
+		var err error
+		mo.Calib, err = m.SampleCalibration(cmd.Context(), o.sample, o.window, calibSeed)
+		bar.done(err)
+		if err != nil {
+			return "", err
+		}
+		name = fmt.Sprintf("sampled from the model: %d tokens, seed %d", o.sample, calibSeed)
+	}
+	return name, nil
+}
+
+// convertMoLEInto converts m and writes the result into dst (not yet committed): layer by
+// layer with stream, else whole in memory, then written with calibName recorded.
+func convertMoLEInto(cmd *cobra.Command, m *engine.Model, dst *engine.AtomicFile, mo engine.MoLEOptions, dt engine.DType,
+	calibName string, progress *bar, stream bool) (*engine.MoLEReport, error) {
+	if stream {
+		rep, err := engine.ConvertMoLEStreamTo(cmd.Context(), m, dst, mo, dt)
+		progress.done(err)
+		return rep, err
+	}
+	cm, rep, err := engine.ConvertMoLE(cmd.Context(), m, mo)
+	if err != nil {
+		progress.done(err)
+		return nil, err
+	}
+	defer cm.Close()
+	meta := rep.MoLEMeta(mo)
+	if calibName != "" {
+		meta["mole.mole.calibration"] = engine.MetaString(calibName)
+	}
+	g := engine.GGUFOptions{DType: dt, Meta: meta,
+		Progress: func(done, total int64) { progress.update("writing", done, total) }}
+	err = engine.WriteGGUFTo(cmd.Context(), cm, dst, g)
+	progress.done(err)
+	return rep, err
+}
+
+// printMoLEReport prints the output's size and time, the expert parameters before and
+// after, and each factorised layer's ranks and kept energy.
+func printMoLEReport(w io.Writer, out string, rep *engine.MoLEReport, size int64, elapsed time.Duration) {
+	fmt.Fprintf(w, "wrote %s: %s, %d bytes, %.1fs\n", out, rep.Method, size, elapsed.Seconds())
+	fmt.Fprintf(w, "expert parameters: %s -> %s (%.1f%%)\n", commas(rep.ParamsBefore), commas(rep.ParamsAfter),
+		100*float64(rep.ParamsAfter)/float64(max(rep.ParamsBefore, 1)))
+	for l, r := range rep.Layers {
+		if r.RankGate > 0 {
+			fmt.Fprintf(w, "layer %d: rank gate %d up %d down %d, energy kept %.4f %.4f %.4f\n",
+				l, r.RankGate, r.RankUp, r.RankDown, r.EnergyGate, r.EnergyUp, r.EnergyDown)
+		}
+	}
 }

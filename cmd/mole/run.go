@@ -20,20 +20,23 @@ import (
 // n_ctx is 4096 for the same reason).
 const defaultCtx = 4096
 
+// runOptions are run's flags.
+type runOptions struct {
+	mf         modelFlags
+	so         engine.SamplerOptions
+	seed       int64
+	maxTokens  int
+	ctx        ctxFlags
+	prompt     string
+	file       string
+	chat       bool
+	system     string
+	stops      []string
+	rawSpecial bool
+}
+
 func newRunCmd() *cobra.Command {
-	var (
-		mf         modelFlags
-		so         = engine.DefaultSamplerOptions()
-		seed       int64
-		maxTokens  int
-		ctx        ctxFlags
-		prompt     string
-		file       string
-		chat       bool
-		system     string
-		stops      []string
-		rawSpecial bool
-	)
+	o := &runOptions{so: engine.DefaultSamplerOptions()}
 	cmd := &cobra.Command{
 		Use:   "run [flags] [-p PROMPT | -f FILE | PROMPT]",
 		Short: "Generate text from a prompt (-p TEXT, -f FILE, or PROMPT; \"-\" reads it from stdin)",
@@ -49,136 +52,176 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 --temp 0 is greedy decoding.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sources := 0
-			for _, given := range []bool{len(args) == 1, cmd.Flags().Changed("prompt"), file != ""} {
-				if given {
-					sources++
-				}
-			}
-			if sources > 1 {
-				return errors.New("give the prompt once: -p TEXT, -f FILE or the PROMPT argument")
-			}
-			if err := firstErr(
-				atLeast("--n-predict", maxTokens, -1, "-1 (until the context is full), 0 or more"),
-				ctx.validate(),
-				mf.validate(),
-				validateSampler(so),
-			); err != nil {
-				return err
-			}
-			if seed < -1 {
-				return flagError("--seed", seed, "-1 (random) or a number >= 0")
-			}
-			if len(args) == 1 {
-				prompt = args[0]
-			}
-			switch {
-			case file != "":
-				b, err := readPromptFile(cmd, file)
-				if err != nil {
-					return err
-				}
-				// As llama.cpp's -f: the newline an editor ends a file with is not prompt.
-				prompt = strings.TrimSuffix(strings.TrimSuffix(b, "\n"), "\r")
-			case prompt == "-":
-				text, err := textArg(cmd, prompt)
-				if err != nil {
-					return err
-				}
-				// `echo text | mole run -` should not end the prompt with the newline echo adds.
-				prompt = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
-			}
-			if system != "" {
-				chat = true
-			}
-			stderr := cmd.ErrOrStderr()
-			if seed < 0 {
-				so.Seed = rand.Uint64()
-			} else {
-				so.Seed = uint64(seed)
-			}
-
-			lm, err := mf.open(stderr)
-			if err != nil {
-				return err
-			}
-			defer lm.Close()
-			m := lm.model
-			trained := m.Config.CtxLen
-			n, err := ctx.resolve(trained, defaultCtx, stderr)
-			if err != nil {
-				return err
-			}
-			if err := checkKVMemory(&m.Config, n, 1); err != nil {
-				return err
-			}
-
-			text := prompt
-			if chat {
-				var msgs []engine.Message
-				if system != "" {
-					msgs = append(msgs, engine.Message{Role: "system", Content: system})
-				}
-				msgs = append(msgs, engine.Message{Role: "user", Content: prompt})
-				if text, err = engine.ApplyChatTemplate(m.ChatFormat(), msgs, true); err != nil {
-					return err
-				}
-			}
-			// Special-token strings in the prompt are parsed, as llama.cpp does; a chat
-			// template needs that for its markers.
-			ids := m.Tok.Encode(text, m.Tok.AddBOS(), chat || rawSpecial)
-			if len(ids) == 0 {
-				return errors.New("empty prompt, and the model has no BOS token to start from")
-			}
-			if len(ids) > n {
-				hint := fmt.Sprintf("-c %d or more", len(ids))
-				if trained > 0 && len(ids) > trained && !ctx.extend {
-					hint += fmt.Sprintf(" with --ctx-extend: the model was trained on %d", trained)
-				}
-				return fmt.Errorf("the prompt has %d tokens, more than the context of %d (%s)", len(ids), n, hint)
-			}
-			s := m.NewState(n)
-
-			out := &lastByteWriter{w: cmd.OutOrStdout()}
-			opts := engine.GenerateOptions{MaxTokens: maxTokens, Sampler: so, Stop: stops}
-			st, genErr := m.Generate(cmd.Context(), s, ids, opts, func(t string) error {
-				_, err := io.WriteString(out, t)
-				return err
-			})
-			out.endLine()
-			interrupted := genErr != nil && cmd.Context().Err() != nil && errors.Is(genErr, context.Canceled)
-			stop := reason(st, genErr)
-			if interrupted {
-				stop = "interrupted"
-			}
-			fmt.Fprintf(stderr, "mole: model %s, %s, context %d, seed %d\n", lm.name, lm.describe(), s.Cap(), so.Seed)
-			fmt.Fprintf(stderr, "mole: load time   %10.2f ms\n", ms(lm.loadTime))
-			fmt.Fprintf(stderr, "mole: prompt eval %10.2f ms / %4d tokens (%8.2f tokens/s)\n", ms(st.PromptDuration), st.PromptTokens, rate(st.PromptTokens, st.PromptDuration))
-			fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), stop)
-			if c := m.MemBudget(); c != nil {
-				fmt.Fprintf(stderr, "mole: %s\n", describeCache(c))
-			}
-			return genErr
+			return runGenerate(cmd, args, o)
 		},
 	}
-	mf.register(cmd)
+	o.mf.register(cmd)
 	f := cmd.Flags()
-	f.StringVarP(&prompt, "prompt", "p", "", "prompt text (or give it as the PROMPT argument)")
-	f.StringVarP(&file, "file", "f", "", "read the prompt from this file (\"-\": stdin)")
-	f.Float32Var(&so.Temperature, "temp", so.Temperature, "temperature; 0 = greedy")
-	f.IntVar(&so.TopK, "top-k", so.TopK, "keep the K most likely tokens (0 = off)")
-	f.Float32Var(&so.TopP, "top-p", so.TopP, "nucleus sampling threshold, 0 to 1 (1 = off)")
-	f.Float32Var(&so.MinP, "min-p", so.MinP, "drop tokens below this fraction of the top token's probability, 0 to 1 (0 = off)")
-	f.Float32Var(&so.RepeatPenalty, "repeat-penalty", so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n, > 0 (1 = off)")
-	f.IntVar(&so.RepeatLastN, "repeat-last-n", so.RepeatLastN, "how many recent tokens the repeat penalty considers (0 = off, -1 = the whole context)")
-	f.Int64VarP(&seed, "seed", "s", -1, "random seed (-1 = random; the seed used is printed to stderr)")
-	f.IntVarP(&maxTokens, "n-predict", "n", 256, "tokens to generate (-1 = until the context is full)")
-	ctx.register(f, fmt.Sprintf("context size in tokens: the KV cache, prompt and generated text together (0 = the model's trained length, at most %d)", defaultCtx))
-	f.BoolVar(&chat, "chat", false, "wrap the prompt in the model's chat template as a user message")
-	f.StringVar(&system, "system", "", "system prompt (implies --chat)")
-	f.StringArrayVar(&stops, "stop", nil, "stop when this text is generated (repeatable; not printed)")
-	f.BoolVar(&rawSpecial, "special", true, "parse special-token strings such as <s> in the prompt")
+	f.StringVarP(&o.prompt, "prompt", "p", "", "prompt text (or give it as the PROMPT argument)")
+	f.StringVarP(&o.file, "file", "f", "", "read the prompt from this file (\"-\": stdin)")
+	f.Float32Var(&o.so.Temperature, "temp", o.so.Temperature, "temperature; 0 = greedy")
+	f.IntVar(&o.so.TopK, "top-k", o.so.TopK, "keep the K most likely tokens (0 = off)")
+	f.Float32Var(&o.so.TopP, "top-p", o.so.TopP, "nucleus sampling threshold, 0 to 1 (1 = off)")
+	f.Float32Var(&o.so.MinP, "min-p", o.so.MinP, "drop tokens below this fraction of the top token's probability, 0 to 1 (0 = off)")
+	f.Float32Var(&o.so.RepeatPenalty, "repeat-penalty", o.so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n, > 0 (1 = off)")
+	f.IntVar(&o.so.RepeatLastN, "repeat-last-n", o.so.RepeatLastN, "how many recent tokens the repeat penalty considers (0 = off, -1 = the whole context)")
+	f.Int64VarP(&o.seed, "seed", "s", -1, "random seed (-1 = random; the seed used is printed to stderr)")
+	f.IntVarP(&o.maxTokens, "n-predict", "n", 256, "tokens to generate (-1 = until the context is full)")
+	o.ctx.register(f, fmt.Sprintf("context size in tokens: the KV cache, prompt and generated text together (0 = the model's trained length, at most %d)", defaultCtx))
+	f.BoolVar(&o.chat, "chat", false, "wrap the prompt in the model's chat template as a user message")
+	f.StringVar(&o.system, "system", "", "system prompt (implies --chat)")
+	f.StringArrayVar(&o.stops, "stop", nil, "stop when this text is generated (repeatable; not printed)")
+	f.BoolVar(&o.rawSpecial, "special", true, "parse special-token strings such as <s> in the prompt")
 	return cmd
+}
+
+// runGenerate checks the flags, reads the prompt, loads the model, generates to stdout
+// and prints the timing summary to stderr.
+func runGenerate(cmd *cobra.Command, args []string, o *runOptions) error {
+	if err := o.check(cmd, args); err != nil {
+		return err
+	}
+	if err := o.readPrompt(cmd, args); err != nil {
+		return err
+	}
+	if o.system != "" {
+		o.chat = true
+	}
+	stderr := cmd.ErrOrStderr()
+	so := &o.so
+	if o.seed < 0 {
+		so.Seed = rand.Uint64()
+	} else {
+		so.Seed = uint64(o.seed)
+	}
+
+	lm, err := o.mf.open(stderr)
+	if err != nil {
+		return err
+	}
+	defer lm.Close()
+	m := lm.model
+	n, err := o.ctx.resolve(m.Config.CtxLen, defaultCtx, stderr)
+	if err != nil {
+		return err
+	}
+	if err := checkKVMemory(&m.Config, n, 1); err != nil {
+		return err
+	}
+	ids, err := o.encodePrompt(m, n)
+	if err != nil {
+		return err
+	}
+	s := m.NewState(n)
+
+	out := &lastByteWriter{w: cmd.OutOrStdout()}
+	opts := engine.GenerateOptions{MaxTokens: o.maxTokens, Sampler: *so, Stop: o.stops}
+	st, genErr := m.Generate(cmd.Context(), s, ids, opts, func(t string) error {
+		_, err := io.WriteString(out, t)
+		return err
+	})
+	out.endLine()
+	interrupted := genErr != nil && cmd.Context().Err() != nil && errors.Is(genErr, context.Canceled)
+	stop := reason(st, genErr)
+	if interrupted {
+		stop = "interrupted"
+	}
+	printRunSummary(stderr, lm, s.Cap(), so.Seed, st, stop)
+	return genErr
+}
+
+// printRunSummary prints llama.cpp-style timings, and the expert cache's use when the
+// model has one.
+func printRunSummary(stderr io.Writer, lm *loadedModel, ctx int, seed uint64, st engine.Stats, stop string) {
+	m := lm.model
+	fmt.Fprintf(stderr, "mole: model %s, %s, context %d, seed %d\n", lm.name, lm.describe(), ctx, seed)
+	fmt.Fprintf(stderr, "mole: load time   %10.2f ms\n", ms(lm.loadTime))
+	fmt.Fprintf(stderr, "mole: prompt eval %10.2f ms / %4d tokens (%8.2f tokens/s)\n", ms(st.PromptDuration), st.PromptTokens, rate(st.PromptTokens, st.PromptDuration))
+	fmt.Fprintf(stderr, "mole: generation  %10.2f ms / %4d tokens (%8.2f tokens/s), stop: %s\n", ms(st.GenDuration), st.GenTokens, rate(st.GenTokens, st.GenDuration), stop)
+	if c := m.MemBudget(); c != nil {
+		fmt.Fprintf(stderr, "mole: %s\n", describeCache(c))
+	}
+}
+
+// check validates the flags that need no model.
+func (o *runOptions) check(cmd *cobra.Command, args []string) error {
+	sources := 0
+	for _, given := range []bool{len(args) == 1, cmd.Flags().Changed("prompt"), o.file != ""} {
+		if given {
+			sources++
+		}
+	}
+	if sources > 1 {
+		return errors.New("give the prompt once: -p TEXT, -f FILE or the PROMPT argument")
+	}
+	if err := firstErr(
+		atLeast("--n-predict", o.maxTokens, -1, "-1 (until the context is full), 0 or more"),
+		o.ctx.validate(),
+		o.mf.validate(),
+		validateSampler(o.so),
+	); err != nil {
+		return err
+	}
+	if o.seed < -1 {
+		return flagError("--seed", o.seed, "-1 (random) or a number >= 0")
+	}
+	return nil
+}
+
+// readPrompt sets o.prompt from the PROMPT argument, -f FILE or stdin ("-"), without the
+// newline a file or a pipe ends with.
+func (o *runOptions) readPrompt(cmd *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		o.prompt = args[0]
+	}
+	switch {
+	case o.file != "":
+		b, err := readPromptFile(cmd, o.file)
+		if err != nil {
+			return err
+		}
+		// As llama.cpp's -f: the newline an editor ends a file with is not prompt.
+		o.prompt = strings.TrimSuffix(strings.TrimSuffix(b, "\n"), "\r")
+	case o.prompt == "-":
+		text, err := textArg(cmd, o.prompt)
+		if err != nil {
+			return err
+		}
+		// `echo text | mole run -` should not end the prompt with the newline echo adds.
+		o.prompt = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
+	}
+	return nil
+}
+
+// encodePrompt tokenizes the prompt (in the chat template with --chat) and checks that it
+// fits the context of n tokens.
+func (o *runOptions) encodePrompt(m *engine.Model, n int) ([]int32, error) {
+	text := o.prompt
+	if o.chat {
+		var msgs []engine.Message
+		if o.system != "" {
+			msgs = append(msgs, engine.Message{Role: "system", Content: o.system})
+		}
+		msgs = append(msgs, engine.Message{Role: "user", Content: o.prompt})
+		var err error
+		if text, err = engine.ApplyChatTemplate(m.ChatFormat(), msgs, true); err != nil {
+			return nil, err
+		}
+	}
+	// Special-token strings in the prompt are parsed, as llama.cpp does; a chat
+	// template needs that for its markers.
+	ids := m.Tok.Encode(text, m.Tok.AddBOS(), o.chat || o.rawSpecial)
+	if len(ids) == 0 {
+		return nil, errors.New("empty prompt, and the model has no BOS token to start from")
+	}
+	if trained := m.Config.CtxLen; len(ids) > n {
+		hint := fmt.Sprintf("-c %d or more", len(ids))
+		if trained > 0 && len(ids) > trained && !o.ctx.extend {
+			hint += fmt.Sprintf(" with --ctx-extend: the model was trained on %d", trained)
+		}
+		return nil, fmt.Errorf("the prompt has %d tokens, more than the context of %d (%s)", len(ids), n, hint)
+	}
+	return ids, nil
 }
 
 // readPromptFile reads a prompt file, or stdin for "-".
