@@ -53,7 +53,6 @@ func llamaArgs(args []string) []string {
 // try it: serve's -p meant --parallel before -p became the prompt everywhere else.
 var shorthandHints = map[string]string{
 	"serve 'p'": "sequences decoded together are -np N or --parallel N",
-	"serve 'n'": "a request sets max_tokens; the server has no -n",
 }
 
 // flagErrorHint adds a hint to pflag's "unknown shorthand flag: 'p' in -p" where
@@ -117,6 +116,42 @@ func validateSampler(so engine.SamplerOptions) error {
 		return flagError(name, oe.Value, oe.Want)
 	}
 	return err
+}
+
+// samplingFlags are llama.cpp's sampling flags, -n/--n-predict and -s/--seed, which run
+// uses for its generation and serve for the requests that leave a field out.
+type samplingFlags struct {
+	so       engine.SamplerOptions
+	seed     int64
+	nPredict int
+}
+
+// register adds the flags with llama.cpp's defaults; the -n default and the help of -n
+// and -s are the command's.
+func (s *samplingFlags) register(fs *pflag.FlagSet, nPredict int, nHelp, seedHelp string) {
+	s.so = engine.DefaultSamplerOptions()
+	fs.Float32Var(&s.so.Temperature, "temp", s.so.Temperature, "temperature; 0 = greedy")
+	fs.IntVar(&s.so.TopK, "top-k", s.so.TopK, "keep the K most likely tokens (0 = off)")
+	fs.Float32Var(&s.so.TopP, "top-p", s.so.TopP, "nucleus sampling threshold, 0 to 1 (1 = off)")
+	fs.Float32Var(&s.so.MinP, "min-p", s.so.MinP, "drop tokens below this fraction of the top token's probability, 0 to 1 (0 = off)")
+	fs.Float32Var(&s.so.RepeatPenalty, "repeat-penalty", s.so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n, > 0 (1 = off)")
+	fs.IntVar(&s.so.RepeatLastN, "repeat-last-n", s.so.RepeatLastN, "how many recent tokens the repeat penalty considers (0 = off, -1 = the whole context)")
+	fs.Int64VarP(&s.seed, "seed", "s", -1, seedHelp)
+	fs.IntVarP(&s.nPredict, "n-predict", "n", nPredict, nHelp)
+}
+
+// validate checks the flags with the engine's ranges, before any model is loaded.
+func (s *samplingFlags) validate() error {
+	if err := firstErr(
+		atLeast("--n-predict", s.nPredict, -1, "-1 (until the context is full), 0 or more"),
+		validateSampler(s.so),
+	); err != nil {
+		return err
+	}
+	if s.seed < -1 {
+		return flagError("--seed", s.seed, "-1 (random) or a number >= 0")
+	}
+	return nil
 }
 
 // ctxFlags are -c/--ctx-size and --ctx-extend: the KV cache capacity per sequence, up to

@@ -23,9 +23,7 @@ const defaultCtx = 4096
 // runOptions are run's flags.
 type runOptions struct {
 	mf         modelFlags
-	so         engine.SamplerOptions
-	seed       int64
-	maxTokens  int
+	sf         samplingFlags
 	ctx        ctxFlags
 	prompt     string
 	file       string
@@ -36,7 +34,7 @@ type runOptions struct {
 }
 
 func newRunCmd() *cobra.Command {
-	o := &runOptions{so: engine.DefaultSamplerOptions()}
+	o := &runOptions{}
 	cmd := &cobra.Command{
 		Use:   "run [flags] [-p PROMPT | -f FILE | PROMPT]",
 		Short: "Generate text from a prompt (-p TEXT, -f FILE, or PROMPT; \"-\" reads it from stdin)",
@@ -59,14 +57,8 @@ top-p and min-p on the model's distribution, then temperature, then the draw.
 	f := cmd.Flags()
 	f.StringVarP(&o.prompt, "prompt", "p", "", "prompt text (or give it as the PROMPT argument)")
 	f.StringVarP(&o.file, "file", "f", "", "read the prompt from this file (\"-\": stdin)")
-	f.Float32Var(&o.so.Temperature, "temp", o.so.Temperature, "temperature; 0 = greedy")
-	f.IntVar(&o.so.TopK, "top-k", o.so.TopK, "keep the K most likely tokens (0 = off)")
-	f.Float32Var(&o.so.TopP, "top-p", o.so.TopP, "nucleus sampling threshold, 0 to 1 (1 = off)")
-	f.Float32Var(&o.so.MinP, "min-p", o.so.MinP, "drop tokens below this fraction of the top token's probability, 0 to 1 (0 = off)")
-	f.Float32Var(&o.so.RepeatPenalty, "repeat-penalty", o.so.RepeatPenalty, "penalty for tokens among the last --repeat-last-n, > 0 (1 = off)")
-	f.IntVar(&o.so.RepeatLastN, "repeat-last-n", o.so.RepeatLastN, "how many recent tokens the repeat penalty considers (0 = off, -1 = the whole context)")
-	f.Int64VarP(&o.seed, "seed", "s", -1, "random seed (-1 = random; the seed used is printed to stderr)")
-	f.IntVarP(&o.maxTokens, "n-predict", "n", 256, "tokens to generate (-1 = until the context is full)")
+	o.sf.register(f, 256, "tokens to generate (-1 = until the context is full)",
+		"random seed (-1 = random; the seed used is printed to stderr)")
 	o.ctx.register(f, fmt.Sprintf("context size in tokens: the KV cache, prompt and generated text together (0 = the model's trained length, at most %d)", defaultCtx))
 	f.BoolVar(&o.chat, "chat", false, "wrap the prompt in the model's chat template as a user message")
 	f.StringVar(&o.system, "system", "", "system prompt (implies --chat)")
@@ -88,11 +80,11 @@ func runGenerate(cmd *cobra.Command, args []string, o *runOptions) error {
 		o.chat = true
 	}
 	stderr := cmd.ErrOrStderr()
-	so := &o.so
-	if o.seed < 0 {
+	so := &o.sf.so
+	if o.sf.seed < 0 {
 		so.Seed = rand.Uint64()
 	} else {
-		so.Seed = uint64(o.seed)
+		so.Seed = uint64(o.sf.seed)
 	}
 
 	lm, err := o.mf.open(stderr)
@@ -115,7 +107,7 @@ func runGenerate(cmd *cobra.Command, args []string, o *runOptions) error {
 	s := m.NewState(n)
 
 	out := &lastByteWriter{w: cmd.OutOrStdout()}
-	opts := engine.GenerateOptions{MaxTokens: o.maxTokens, Sampler: *so, Stop: o.stops}
+	opts := engine.GenerateOptions{MaxTokens: o.sf.nPredict, Sampler: *so, Stop: o.stops}
 	st, genErr := m.Generate(cmd.Context(), s, ids, opts, func(t string) error {
 		_, err := io.WriteString(out, t)
 		return err
@@ -154,18 +146,11 @@ func (o *runOptions) check(cmd *cobra.Command, args []string) error {
 	if sources > 1 {
 		return errors.New("give the prompt once: -p TEXT, -f FILE or the PROMPT argument")
 	}
-	if err := firstErr(
-		atLeast("--n-predict", o.maxTokens, -1, "-1 (until the context is full), 0 or more"),
+	return firstErr(
+		o.sf.validate(),
 		o.ctx.validate(),
 		o.mf.validate(),
-		validateSampler(o.so),
-	); err != nil {
-		return err
-	}
-	if o.seed < -1 {
-		return flagError("--seed", o.seed, "-1 (random) or a number >= 0")
-	}
-	return nil
+	)
 }
 
 // readPrompt sets o.prompt from the PROMPT argument, -f FILE or stdin ("-"), without the

@@ -19,6 +19,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var (
 		mf    modelFlags
+		sf    samplingFlags
 		ctx   ctxFlags
 		host  string
 		port  int
@@ -38,13 +39,16 @@ with --ctx-extend); up to --queue more wait, and past that requests get 503 with
 Retry-After. The address is bound before the model loads, so a port in use fails at once.
 SIGINT or SIGTERM shuts down: streams in flight end with an error event.
 
-Sampling defaults are llama.cpp's (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05); a
-request sets temperature, top_p, seed, stop, max_tokens and the extensions top_k, min_p,
-repeat_penalty and repeat_last_n.`,
+A request sets temperature, top_p, seed, stop, max_tokens and the extensions top_k, min_p,
+repeat_penalty and repeat_last_n; the sampling flags (--temp, --top-k, ..., -n, -s) set
+what a request that leaves a field out gets, as llama-server's do. Their defaults are
+llama.cpp's (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05; -n -1: until a stop or a
+full context; -s -1: a random seed per request).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := firstErr(
 				mf.validate(),
+				sf.validate(),
 				ctx.validate(),
 				atLeast("--parallel", cfg.Parallel, 1, "1 or more sequences"),
 				atLeast("--queue", cfg.Queue, 0, "0 (8 per slot) or more"),
@@ -81,6 +85,10 @@ repeat_penalty and repeat_last_n.`,
 				return err
 			}
 			cfg.Model = lm.model
+			cfg.Sampling, cfg.NPredict = &sf.so, sf.nPredict
+			if sf.seed >= 0 {
+				cfg.Sampling.Seed, cfg.FixedSeed = uint64(sf.seed), true
+			}
 			cfg.ModelName = alias
 			if cfg.ModelName == "" {
 				cfg.ModelName = modelID(lm.name)
@@ -113,6 +121,8 @@ repeat_penalty and repeat_last_n.`,
 		},
 	}
 	mf.register(cmd)
+	sf.register(cmd.Flags(), -1, "tokens a request without max_tokens generates at most (-1 = until a stop or a full context)",
+		"seed of requests without one (-1 = a random seed per request)")
 	f := cmd.Flags()
 	f.StringVar(&host, "host", "127.0.0.1", "address to listen on")
 	f.IntVar(&port, "port", 8080, "port to listen on (0: any free port)")

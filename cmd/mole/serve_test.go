@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -73,4 +74,58 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestServeSamplingFlags: serve's sampling flags are the defaults of requests that leave
+// those fields out: with --temp 0 -n 5 a bare request gets `mole run --temp 0 -n 5`'s
+// text, five tokens; its own fields still win.
+func TestServeSamplingFlags(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var errb strings.Builder
+	codec := make(chan int, 1)
+	go func() {
+		codec <- run(ctx, []string{"serve", "--port", "0", "--temp", "0", "-n", "5", "-s", "3"}, strings.NewReader(""), pw, &errb)
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		<-codec
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no address printed: %v (stderr %s)", err, errb.String())
+	}
+	go io.Copy(io.Discard, pr)
+	addr := strings.TrimPrefix(strings.TrimSpace(line), "mole: listening on ")
+	complete := func(body string) (string, int) {
+		t.Helper()
+		resp, err := http.Post(addr+"/v1/completions", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", body, err, resp)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Choices []struct{ Text string }
+			Usage   struct {
+				CompletionTokens int `json:"completion_tokens"`
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Choices[0].Text, out.Usage.CompletionTokens
+	}
+	const prompt = "In the beginning"
+	text, n := complete(`{"prompt":"` + prompt + `"}`)
+	code, want, errs := runMole(t, "", "run", "--temp", "0", "-n", "5", "-p", prompt)
+	if code != 0 {
+		t.Fatalf("run: %d %s", code, errs)
+	}
+	if n != 5 || text != strings.TrimSuffix(want, "\n") {
+		t.Errorf("bare request: %q (%d tokens), mole run: %q", text, n, want)
+	}
+	if _, n := complete(`{"prompt":"` + prompt + `","max_tokens":2}`); n != 2 {
+		t.Errorf("max_tokens 2 gave %d tokens", n)
+	}
 }
