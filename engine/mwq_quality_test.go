@@ -75,8 +75,8 @@ func writeFakeMWQ(t testing.TB, m *Model, path string) {
 
 // TestMWQPerplexity quantises kjv-moe's experts with MWQ (mwq24 and mwq58, scales fitted
 // to output error, calibrated on the built-in text as mole quantize does) and checks the perplexity of heldout.txt
-// (windows of 256) against float32 at the widths of the README's table: the bounds of
-// issue 5, and perplexity falling as bits rise. MOLE_MWQ_KEEP=DIR keeps the files.
+// (windows of 256) against float32 at the widths of the table in
+// docs/quantization-quality.md: its bounds, and perplexity falling as bits rise. MOLE_MWQ_KEEP=DIR keeps the files.
 //
 // Each scheme is a subtest. The fit costs most of the time (mwq58's three planes about
 // twice mwq24's two), so `go test ./...` quantises mwq24 only (three widths of the table,

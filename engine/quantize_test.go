@@ -76,8 +76,9 @@ func TestMain(m *testing.M) {
 }
 
 // heldoutWindows is how many 256-token windows of heldout.txt the quality tests score.
-// With MOLE_QUALITY=1 it is all 269 (68,740 tokens), as the bounds of issue 5 are defined,
-// and fullQuality reports true: the README's tables come from that run. A subset is too
+// With MOLE_QUALITY=1 it is all 269 (68,740 tokens), as the bounds of
+// docs/quantization-quality.md are defined, and fullQuality reports true: its tables come
+// from that run. A subset is too
 // noisy for bounds of 0.1% (on 16 windows q8 measured 1.0022 and a8w4 1.0060 against 1.0008
 // and 1.0029 on the whole file), so by default — to keep `go test ./...` within CI's time —
 // the tests score qualityWindows windows and assert looser bounds that still catch a broken
@@ -108,7 +109,7 @@ func heldoutIDs(t *testing.T, m *Model) []int32 {
 	return m.Tok.Encode(string(b), false, false)
 }
 
-// The quality bounds of issue 5: q8 within 0.1% of float32's perplexity, a8w4 within
+// The quality bounds of docs/quantization-quality.md: q8 within 0.1% of float32's perplexity, a8w4 within
 // 0.4% and strictly below round-to-nearest int4 at the same group size.
 func TestQuantizedPerplexityBounds(t *testing.T) {
 	if testing.Short() {
