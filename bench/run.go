@@ -344,7 +344,7 @@ func touch(m *engine.Model) {
 			page(L.ExpDown[e])
 		}
 	}
-	readSink ^= uint64(s)
+	readSink.Add(uint64(s))
 }
 
 // summarise fills the statistics and the roofline columns of r from its samples.

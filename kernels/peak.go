@@ -1,5 +1,7 @@
 package kernels
 
+import "sync/atomic"
+
 // Compute peaks of the kernel paths, for the roofline of `mole bench` (bench.MeasurePeak)
 // and the benchmarks' "% of peak": register-only loops of independent multiply-adds, so
 // that neither memory nor a dependency chain limits them and the result is the issue
@@ -26,7 +28,7 @@ package kernels
 // returns the int8 multiply-accumulates it did (n times the per-iteration count above).
 func IntPeakMACs(n int) (macs int64) {
 	macs, sum := intPeak(active, n)
-	peakSink += int64(sum)
+	peakSink.Add(int64(sum))
 	return macs
 }
 
@@ -34,15 +36,13 @@ func IntPeakMACs(n int) (macs int64) {
 // the floating-point operations it did (2 per fused multiply-add lane).
 func FloatPeakFLOPs(n int) (flops int64) {
 	flops, sum := floatPeak(active, n)
-	peakSink += int64(sum)
+	peakSink.Add(int64(sum))
 	return flops
 }
 
 // peakSink keeps the loops' checksums observable (stores to a package variable are
-// never optimised away).
-//
-//lint:ignore U1000 written, never read, on purpose
-var peakSink int64
+// never optimised away). Atomic: the peak is measured on several threads at once.
+var peakSink atomic.Int64
 
 // peakMulA, peakAddB and the float pair are the generic loops' operands: package
 // variables, so that the compiler cannot fold the multiplies into shifts.
