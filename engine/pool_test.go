@@ -191,7 +191,7 @@ func TestPoolSafePoints(t *testing.T) {
 	n := 2 * 500_000_000 / itemNs
 	fn := func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			sink[i%len(sink)] += spin(iters)
+			atomic.AddUint64(&sink[i%len(sink)], spin(iters)) // the workers share sink
 		}
 	}
 	median, longest := measure(fmt.Sprintf("chunked run (%d items of ~%d µs, %d per chunk)", n, itemNs/1000, SliceNs/itemNs),
