@@ -45,11 +45,7 @@ func TestQuantizeCancel(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			path := filepath.Join(dir, "out.gguf")
-			if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			dir, path := oldDestination(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var at time.Time
@@ -109,11 +105,7 @@ func TestQuantizeUnwritableDestination(t *testing.T) {
 // The streaming MoLE conversion stops the same way when cancelled mid-way.
 func TestQuantizeStreamConvertCancel(t *testing.T) {
 	m := openTestModel(t, "kjv-moe-gguf/kjv-moe-F16.gguf")
-	dir := t.TempDir()
-	path := filepath.Join(dir, "out.gguf")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, path := oldDestination(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var at time.Time
@@ -125,6 +117,18 @@ func TestQuantizeStreamConvertCancel(t *testing.T) {
 	}}
 	_, err := ConvertMoLEStream(ctx, m, path, o, loader.F16)
 	checkCancelled(t, at, err, dir, path)
+}
+
+// oldDestination returns a fresh directory holding out.gguf with the content "old", the
+// destination a cancelled write must leave as it was (checkCancelled).
+func oldDestination(t *testing.T) (dir, path string) {
+	t.Helper()
+	dir = t.TempDir()
+	path = filepath.Join(dir, "out.gguf")
+	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
 }
 
 // checkCancelled checks a write cancelled at time at (zero: the cancelling progress call

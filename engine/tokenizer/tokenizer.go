@@ -24,7 +24,7 @@ const (
 	kindBPE            // GPT-2 style byte-level BPE
 )
 
-// wordEncoder is the byte-level BPE merge loop (helper B's byteBPE): it
+// wordEncoder is the byte-level BPE merge loop (byteBPE in bpe.go): it
 // encodes one pre-tokenized word.
 type wordEncoder interface {
 	encodeWord(word string, dst []int32) []int32
