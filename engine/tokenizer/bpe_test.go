@@ -232,7 +232,7 @@ func bReadVectors(t testing.TB, inp, out string) []bVocabCase {
 
 // bSplitAdded cuts text around user-defined (added) tokens, leftmost-longest, as HF tokenizers does before
 // pre-tokenization (MPT/NeoX vocabularies have added tokens for runs of spaces). Returns text fragments and, for
-// added-token fragments, their id (-1 for ordinary text). helper T's Tokenizer does this for real.
+// added-token fragments, their id (-1 for ordinary text). Tokenizer (tokenizer.go) does this for real.
 func unicodeToBytesString(tok string) string { return string(unicodeToBytes(nil, tok)) }
 
 func bSplitAdded(text string, added map[string]int32) (frags []string, ids []int32) {
@@ -348,7 +348,7 @@ func TestVocabVectorsGGUF(t *testing.T) {
 }
 
 // bLoadTokenizerJSON builds a byteBPE from a tokenizer.json BPE model (vocab map + merges as "a b" strings or
-// [a, b] pairs + added tokens), enough for the vector checks here; the full adapter is helper T's FromTokenizerJSON.
+// [a, b] pairs + added tokens), enough for the vector checks here; the full adapter is FromTokenizerJSON (hf.go).
 func bLoadTokenizerJSON(t testing.TB, path string) *byteBPE {
 	t.Helper()
 	data, err := os.ReadFile(path)
